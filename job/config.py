@@ -1,0 +1,325 @@
+"""The job's configuration: typed, frozen dataclasses loaded from YAML and validated.
+
+Every field carries its constraint in `metadata`; `load_config` walks the dataclass
+tree, so adding a key means adding one field here and one commented line in each
+YAML file. Unknown keys, wrong types and out-of-range values raise `ConfigError`
+naming the file, the dotted key, what was expected and what was found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from job.errors import ConfigError
+
+MODEL_NAMES = ("ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras")
+ACTIVATIONS = ("relu", "elu", "gelu", "tanh", "sigmoid")
+
+
+def _f(default: Any, *, lo: float | None = None, hi: float | None = None,
+       lo_open: bool = False, hi_open: bool = False, choices: tuple | None = None,
+       min_len: int = 0) -> Any:
+    """A field with its validation rule; list defaults are stored as tuples."""
+    meta = dict(lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, choices=choices,
+                min_len=min_len)
+    if dataclasses.is_dataclass(default) and isinstance(default, type):
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Literal["auto", "kaggle", "local", "sample"] = "auto"
+    dir: str = "data/digit-recognizer"
+    sample_dir: str = "data/sample"
+    val_fraction: float = _f(0.1, lo=0.0, hi=0.5, lo_open=True)
+    seed: int = _f(42, lo=0)
+
+
+@dataclass(frozen=True)
+class FFNSpec:
+    hidden: tuple[int, ...] = _f((512, 256), lo=1, min_len=1)
+    activation: str = _f("relu", choices=ACTIVATIONS)
+    dropout: float = _f(0.2, lo=0.0, hi=1.0, hi_open=True)
+    batch_norm: bool = False
+
+
+@dataclass(frozen=True)
+class CNNSpec:
+    filters: tuple[int, ...] = _f((32, 64), lo=1, min_len=1)
+    convs_per_block: int = _f(2, lo=1)
+    kernel_size: int = _f(3, lo=1, hi=28)
+    pooling: Literal["max", "avg", "none"] = "max"
+    batch_norm: bool = True
+    dropout: float = _f(0.25, lo=0.0, hi=1.0, hi_open=True)
+    dense: tuple[int, ...] = _f((256,), lo=1)
+    dense_dropout: float = _f(0.4, lo=0.0, hi=1.0, hi_open=True)
+    activation: str = _f("relu", choices=ACTIVATIONS)
+
+
+@dataclass(frozen=True)
+class ArchConfig:
+    ffn: FFNSpec = _f(FFNSpec)
+    cnn: CNNSpec = _f(CNNSpec)
+
+
+@dataclass(frozen=True)
+class EarlyStoppingConfig:
+    monitor: Literal["val_loss", "val_accuracy", "loss", "accuracy"] = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int = _f(5, lo=0)
+    min_delta: float = _f(0.0, lo=0.0)
+    restore_best_weights: bool = True
+
+    @property
+    def resolved_mode(self) -> str:
+        """`auto` means min for a loss and max for an accuracy, as in Keras."""
+        if self.mode != "auto":
+            return self.mode
+        return "min" if self.monitor.endswith("loss") else "max"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = _f(30, lo=1)
+    batch_size: int = _f(128, lo=1)
+    learning_rate: float = _f(1e-3, lo=0.0, lo_open=True)
+    log_every: int = _f(1, lo=1)
+    seed: int = _f(0, lo=0)
+    early_stopping: EarlyStoppingConfig = _f(EarlyStoppingConfig)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    runs_dir: str = "runs"
+
+
+@dataclass(frozen=True)
+class Config:
+    competition: str = "digit-recognizer"
+    data: DataConfig = _f(DataConfig)
+    models: tuple[str, ...] = _f(MODEL_NAMES, choices=MODEL_NAMES, min_len=1)
+    arch: ArchConfig = _f(ArchConfig)
+    train: TrainConfig = _f(TrainConfig)
+    output: OutputConfig = _f(OutputConfig)
+    # Not a YAML key: the config file's stem, used to name run folders.
+    name: str = field(default="config", metadata={"internal": True})
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
+    """Read a YAML config, apply `dotted.key=value` overrides, validate, return it."""
+    path = Path(path)
+    raw = read_yaml(path)
+    origin = Origin(str(path))
+    for item in overrides:
+        origin.overridden.add(apply_override(raw, item))
+    return replace_name(build(Config, raw, origin, ""), path.stem)
+
+
+@dataclass
+class Origin:
+    """Where a value came from, so a message names the file or the --set flag."""
+    file: str
+    overridden: set = field(default_factory=set)
+
+    def of(self, key: str) -> str:
+        """`--set` for a key given on the command line, else the file."""
+        return "--set" if key.split("[")[0] in self.overridden else self.file
+
+    def where(self, key: str) -> str:
+        """`configs/x.yaml: train.epochs` or `--set train.epochs`."""
+        return f"{self.of(key)}{' ' if self.of(key) == '--set' else ': '}{key}"
+
+
+def read_yaml(path: Path) -> dict:
+    """The file's top-level mapping; an empty or non-mapping file is an error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read config file ({e})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: config file is empty; copy configs/default.yaml to start")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, "
+                          f"got {type(raw).__name__}")
+    return raw
+
+
+def apply_override(raw: dict, item: str) -> str:
+    """Set one `a.b.c=value` (value parsed as YAML) into the raw mapping; return the key."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item}: expected dotted.key=value, e.g. train.epochs=3")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {item}: {part} is not a section")
+        node = child
+    node[parts[-1]] = value
+    return key.strip()
+
+
+def build(cls: type, raw: Any, source: Origin, prefix: str) -> Any:
+    """Turn a raw mapping into dataclass `cls`, checking every key and value."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source.where(prefix.rstrip('.'))}: expected a mapping, "
+                          f"got {describe(raw)}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in raw:
+        if key not in fields:
+            raise ConfigError(unknown_key(source.of(prefix + str(key)), prefix, str(key), cls))
+    hints = typing.get_type_hints(cls)
+    values = {name: check(hints[name], raw[name], fields[name].metadata, source,
+                          prefix + name)
+              for name in fields if name in raw}
+    return cls(**values)
+
+
+def unknown_key(source: str, prefix: str, key: str, cls: type) -> str:
+    """`unknown key train.epoch (did you mean train.epochs?)`."""
+    candidates = [prefix + n for n in known_keys(cls)]
+    close = difflib.get_close_matches(prefix + key, candidates, n=1, cutoff=0.75)
+    nested = [c for c in candidates if c.endswith("." + key)]
+    if close or nested:
+        hint = f" (did you mean {(close or nested)[0]}?)"
+    else:
+        hint = f" (known keys here: {', '.join(known_keys(cls, nested=False))})"
+    return f"{source}: unknown key {prefix}{key}{hint}"
+
+
+def known_keys(cls: type, nested: bool = True) -> list[str]:
+    """Dotted names of the YAML keys under `cls`, sections included."""
+    names = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        names.append(f.name)
+        if nested and dataclasses.is_dataclass(hints[f.name]):
+            names += [f"{f.name}.{sub}" for sub in known_keys(hints[f.name])]
+    return names
+
+
+def check(hint: Any, value: Any, meta: Any, source: Origin, key: str) -> Any:
+    """Validate one value against its type hint and field metadata."""
+    def fail(expected: str, options: tuple = ()) -> ConfigError:
+        close = difflib.get_close_matches(str(value), [str(o) for o in options], n=1)
+        hint_ = f" (did you mean {close[0]}?)" if close else ""
+        return ConfigError(f"{source.where(key)}: expected {expected}, "
+                           f"got {describe(value)}{hint_}")
+
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, source, key + ".")
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        options = typing.get_args(hint)
+        if value not in options:
+            raise fail("one of " + " | ".join(options), options)
+        return value
+    if origin is tuple:
+        return check_list(typing.get_args(hint)[0], value, meta, fail, source, key)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise fail("true or false")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("an integer" + range_text(meta))
+        return check_range(value, meta, fail, "an integer")
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("a number" + range_text(meta))
+        return check_range(float(value), meta, fail, "a number")
+    if hint is str:
+        if not isinstance(value, str) or not value:
+            raise fail("a non-empty string")
+        if meta.get("choices") and value not in meta["choices"]:
+            raise fail("one of " + " | ".join(meta["choices"]), meta["choices"])
+        return value
+    raise TypeError(f"config field {key} has unsupported type {hint}")
+
+
+def check_list(item_hint: Any, value: Any, meta: Any, fail, source: Origin, key: str) -> tuple:
+    """A YAML list of items, each validated like a scalar field."""
+    if not isinstance(value, list):
+        raise fail(f"a list of {item_hint.__name__}s")
+    if len(value) < meta.get("min_len", 0):
+        raise fail(f"a list with at least {meta['min_len']} item(s)")
+    items = tuple(check(item_hint, v, meta, source, f"{key}[{i}]") for i, v in enumerate(value))
+    if meta.get("choices") and len(set(items)) != len(items):
+        raise fail("a list without repeats")
+    return items
+
+
+def check_range(value: float, meta: Any, fail, what: str) -> float:
+    """Apply the field's lo/hi bounds."""
+    lo, hi = meta.get("lo"), meta.get("hi")
+    too_low = lo is not None and (value <= lo if meta.get("lo_open") else value < lo)
+    too_high = hi is not None and (value >= hi if meta.get("hi_open") else value > hi)
+    if too_low or too_high:
+        raise fail(what + range_text(meta))
+    return value
+
+
+def range_text(meta: Any) -> str:
+    """' >= 0', ' in (0, 0.5]' and the like, for messages."""
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and hi is not None:
+        left = "(" if meta.get("lo_open") else "["
+        right = ")" if meta.get("hi_open") else "]"
+        return f" in {left}{lo:g}, {hi:g}{right}"
+    if lo is not None:
+        return f" {'>' if meta.get('lo_open') else '>='} {lo:g}"
+    return ""
+
+
+def describe(value: Any) -> str:
+    """How a found value is shown in a message: strings quoted, others as YAML."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, (dict, list)):
+        return type(value).__name__ if isinstance(value, dict) else f"list {value}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def replace_name(config: Config, name: str) -> Config:
+    """Record the config file's stem, which names the run folder."""
+    return dataclasses.replace(config, name=name)
+
+
+def to_dict(config: Config) -> dict:
+    """The resolved config as plain YAML-able data (tuples become lists)."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+    data = plain(dataclasses.asdict(config))
+    data.pop("name")
+    return data

@@ -1,0 +1,29 @@
+"""The job's own errors: each is a user mistake or an outside failure with a fix.
+
+The CLI prints `str(error)` as one line and exits with code 2; anything else is a bug
+and keeps its traceback.
+"""
+
+
+class JobError(Exception):
+    """Base class: a message that tells the user what is wrong and what to do."""
+
+
+class ConfigError(JobError):
+    """The YAML config or a --set override is invalid."""
+
+
+class DataError(JobError):
+    """A data file is missing, malformed or inconsistent."""
+
+
+class SourceError(JobError):
+    """The requested data source cannot be used (no credentials, not available)."""
+
+
+class TrainingError(JobError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+class RunError(JobError):
+    """A run folder is missing, unreadable or cannot be written."""
