@@ -1,0 +1,82 @@
+"""The FFN and CNN with Keras layers: functional models, uncompiled (the trainer compiles).
+
+From the same spec and seed each model has the same layers, in the same order and with
+the same initial values, as `job.nets.tf` creates: kernels are GlorotUniform with a
+seed per layer from `layer_seed`, biases and BatchNorm take Keras' defaults. Each
+Dropout has its own seed too, so a build is reproducible.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+
+from job.config import CNNSpec, FFNSpec
+from job.nets.tf import IMAGE_SIDE, NUM_CLASSES, layer_seed, pooled_side
+
+# Dropout seeds live far from the kernel seeds (index = layer number) of the same build.
+DROPOUT_SEED_OFFSET = 500
+POOLING = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}
+
+
+def glorot(seed: int) -> keras.initializers.Initializer:
+    """A GlorotUniform that draws from `seed`, the draw `job.nets.tf.glorot_uniform` repeats."""
+    return keras.initializers.GlorotUniform(seed=seed)
+
+
+def add_block(x, layer: keras.layers.Layer, batch_norm: bool, activation: str):
+    """Apply `layer`, then BatchNormalization if asked, then the activation."""
+    x = layer(x)
+    if batch_norm:
+        x = keras.layers.BatchNormalization()(x)
+    # The "gelu" name means Keras' exact erf form (activations.gelu, approximate=False).
+    return keras.layers.Activation(activation)(x)
+
+
+def add_dropout(x, rate: float, seed: int):
+    """Dropout with its own seed, skipped when the rate is 0."""
+    return keras.layers.Dropout(rate, seed=seed)(x) if rate > 0 else x
+
+
+def build_ffn(spec: FFNSpec, seed: int) -> keras.Model:
+    """The Keras FFN for `spec`, initialised from `seed`."""
+    inputs = keras.Input(shape=(IMAGE_SIDE * IMAGE_SIDE,), name="pixels")
+    x = inputs
+    for i, width in enumerate(spec.hidden):
+        dense = keras.layers.Dense(width, use_bias=not spec.batch_norm,
+                                   kernel_initializer=glorot(layer_seed(seed, i)))
+        x = add_block(x, dense, spec.batch_norm, spec.activation)
+        x = add_dropout(x, spec.dropout, layer_seed(seed, DROPOUT_SEED_OFFSET + i))
+    logits = keras.layers.Dense(
+        NUM_CLASSES, kernel_initializer=glorot(layer_seed(seed, len(spec.hidden))),
+        name="logits")(x)
+    return keras.Model(inputs, logits, name="ffn-keras")
+
+
+def build_cnn(spec: CNNSpec, seed: int) -> keras.Model:
+    """The Keras CNN for `spec`, initialised from `seed`."""
+    pooled_side(spec)  # fail on too many pooled blocks with the same message as the TF net
+    seeds = (layer_seed(seed, i) for i in itertools.count())
+    dropout_seeds = (layer_seed(seed, DROPOUT_SEED_OFFSET + i) for i in itertools.count())
+    use_bias = not spec.batch_norm
+    inputs = keras.Input(shape=(IMAGE_SIDE * IMAGE_SIDE,), name="pixels")
+    x = keras.layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1))(inputs)
+    for filters in spec.filters:
+        for _ in range(spec.convs_per_block):
+            conv = keras.layers.Conv2D(filters, spec.kernel_size, padding="same",
+                                       use_bias=use_bias,
+                                       kernel_initializer=glorot(next(seeds)))
+            x = add_block(x, conv, spec.batch_norm, spec.activation)
+        if spec.pooling in POOLING:
+            x = POOLING[spec.pooling](pool_size=2, strides=2)(x)
+        x = add_dropout(x, spec.dropout, next(dropout_seeds))
+    x = keras.layers.Flatten()(x)
+    for width in spec.dense:
+        dense = keras.layers.Dense(width, use_bias=use_bias,
+                                   kernel_initializer=glorot(next(seeds)))
+        x = add_block(x, dense, spec.batch_norm, spec.activation)
+        x = add_dropout(x, spec.dense_dropout, next(dropout_seeds))
+    logits = keras.layers.Dense(NUM_CLASSES, kernel_initializer=glorot(next(seeds)),
+                                name="logits")(x)
+    return keras.Model(inputs, logits, name="cnn-keras")

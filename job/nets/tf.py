@@ -1,0 +1,226 @@
+"""The FFN and CNN in plain TensorFlow: tf.Module, tf.Variable and tf.nn ops, no Keras.
+
+From the same spec and seed each net creates the same layers, in the same order and
+with the same initial values, as `job.nets.keras`; the two styles differ only in how
+they are written. Every variable exists once `__init__` returns, so `__call__` can run
+eagerly or inside the trainer's tf.function (with `training` a Python bool).
+
+Dropout masks come from the net's own `tf.random.Generator` (`net.rng`, seeded by the
+build seed), advanced once per dropout call, so each training step draws new masks,
+also under tf.function. A Generator is not a tf.Module: its state is not in
+`net.variables` and so is no parameter, just as Keras keeps a Dropout layer's
+SeedGenerator out of `model.weights`; a tf.train.Checkpoint of the net still saves it.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+
+import tensorflow as tf
+
+from job.config import CNNSpec, FFNSpec
+from job.errors import ConfigError
+
+NUM_CLASSES = 10
+IMAGE_SIDE = 28
+# Keras' BatchNormalization defaults, so both styles normalise alike.
+BN_MOMENTUM = 0.99
+BN_EPSILON = 1e-3
+
+ACTIVATIONS = {
+    "relu": tf.nn.relu,
+    "elu": tf.nn.elu,
+    # Keras' "gelu" activation is the exact erf form, while keras.ops.gelu defaults to
+    # the tanh approximation: say which one outright.
+    "gelu": functools.partial(tf.nn.gelu, approximate=False),
+    "tanh": tf.math.tanh,
+    "sigmoid": tf.math.sigmoid,
+}
+
+
+def layer_seed(seed: int, index: int) -> int:
+    """The seed of the index-th seeded layer of a net built with `seed`."""
+    # Keras draws from an int seed s with the stateless seed [s, 0] taken mod 2**31 - 2;
+    # staying below that bound lets the TF nets draw bit-identical kernels.
+    return (seed * 1000 + index) % (2**31 - 2)
+
+
+def glorot_uniform(shape: tuple[int, ...], seed: int) -> tf.Tensor:
+    """Keras' GlorotUniform(seed) draw: U(±limit) with limit = sqrt(6 / (fan_in + fan_out))."""
+    receptive_field = math.prod(shape[:-2])
+    fan_in, fan_out = shape[-2] * receptive_field, shape[-1] * receptive_field
+    limit = math.sqrt(3.0 / max(1.0, (fan_in + fan_out) / 2.0))
+    return tf.random.stateless_uniform(shape, seed=[seed, 0], minval=-limit, maxval=limit)
+
+
+def pooled_side(spec: CNNSpec) -> int:
+    """Side of the CNN's last feature maps: each 2x2 pool halves it, rounding down."""
+    if spec.pooling == "none":
+        return IMAGE_SIDE
+    side = IMAGE_SIDE // 2 ** len(spec.filters)
+    if side == 0:
+        raise ConfigError(
+            f"arch.cnn.filters: {len(spec.filters)} pooled blocks shrink the 28x28 image to "
+            "nothing; use at most 4 blocks or set arch.cnn.pooling: none")
+    return side
+
+
+def pool(x: tf.Tensor, kind: str) -> tf.Tensor:
+    """2x2 pooling with stride 2 and no padding, as Keras' MaxPooling2D/AveragePooling2D(2)."""
+    if kind == "max":
+        return tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
+    if kind == "avg":
+        return tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="VALID")
+    return x
+
+
+def dropout(x: tf.Tensor, rate: float, training: bool, rng: tf.random.Generator) -> tf.Tensor:
+    """Inverted dropout in training, with a fresh stateless seed drawn from `rng`."""
+    if not training or rate == 0:
+        return x
+    return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=rng.make_seeds(1)[:, 0])
+
+
+class Dense(tf.Module):
+    """x @ kernel (+ bias), Glorot-uniform kernel and zero bias."""
+
+    def __init__(self, fan_in: int, units: int, seed: int, use_bias: bool = True):
+        super().__init__()
+        self.kernel = tf.Variable(glorot_uniform((fan_in, units), seed), name="kernel")
+        self.bias = tf.Variable(tf.zeros([units]), name="bias") if use_bias else None
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        y = tf.matmul(x, self.kernel)
+        return y if self.bias is None else y + self.bias
+
+
+class Conv(tf.Module):
+    """Stride-1 "same" 2-D convolution (+ bias), Glorot-uniform kernel and zero bias."""
+
+    def __init__(self, size: int, channels_in: int, filters: int, seed: int,
+                 use_bias: bool = True):
+        super().__init__()
+        shape = (size, size, channels_in, filters)
+        self.kernel = tf.Variable(glorot_uniform(shape, seed), name="kernel")
+        self.bias = tf.Variable(tf.zeros([filters]), name="bias") if use_bias else None
+
+    def __call__(self, x: tf.Tensor) -> tf.Tensor:
+        y = tf.nn.conv2d(x, self.kernel, strides=1, padding="SAME")
+        return y if self.bias is None else y + self.bias
+
+
+class BatchNorm(tf.Module):
+    """Normalise the last axis by batch statistics in training and moving ones otherwise."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gamma = tf.Variable(tf.ones([channels]), name="gamma")
+        self.beta = tf.Variable(tf.zeros([channels]), name="beta")
+        self.moving_mean = tf.Variable(tf.zeros([channels]), trainable=False,
+                                       name="moving_mean")
+        self.moving_variance = tf.Variable(tf.ones([channels]), trainable=False,
+                                           name="moving_variance")
+
+    def __call__(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        if training:
+            mean, variance = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
+            # Keras' update, term for term, so the moving statistics track alike.
+            self.moving_mean.assign(
+                self.moving_mean * BN_MOMENTUM + mean * (1.0 - BN_MOMENTUM))
+            self.moving_variance.assign(
+                self.moving_variance * BN_MOMENTUM + variance * (1.0 - BN_MOMENTUM))
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        return tf.nn.batch_normalization(x, mean, variance, offset=self.beta,
+                                         scale=self.gamma, variance_epsilon=BN_EPSILON)
+
+
+class Block(tf.Module):
+    """Dense or Conv (bias-free under BatchNorm), then BatchNorm if asked, then activation."""
+
+    def __init__(self, linear: Dense | Conv, channels: int, batch_norm: bool, activation: str):
+        super().__init__()
+        self.linear = linear
+        self.norm = BatchNorm(channels) if batch_norm else None
+        self.activation = activation
+
+    def __call__(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        x = self.linear(x)
+        if self.norm is not None:
+            x = self.norm(x, training)
+        return ACTIVATIONS[self.activation](x)
+
+
+class FFN(tf.Module):
+    """Per hidden width Dense → [BatchNorm] → activation → [Dropout]; then Dense(10)."""
+
+    def __init__(self, spec: FFNSpec, seed: int):
+        super().__init__(name="ffn_tf")
+        self.spec = spec
+        self.rng = tf.random.Generator.from_seed(seed)
+        widths = (IMAGE_SIDE * IMAGE_SIDE, *spec.hidden)
+        self.blocks = [
+            Block(Dense(n_in, n_out, layer_seed(seed, i), use_bias=not spec.batch_norm),
+                  n_out, spec.batch_norm, spec.activation)
+            for i, (n_in, n_out) in enumerate(zip(widths, widths[1:]))]
+        self.logits = Dense(widths[-1], NUM_CLASSES, layer_seed(seed, len(spec.hidden)))
+
+    def __call__(self, x, training: bool) -> tf.Tensor:
+        x = tf.convert_to_tensor(x, tf.float32)
+        for block in self.blocks:
+            x = dropout(block(x, training), self.spec.dropout, training, self.rng)
+        return self.logits(x)
+
+
+class CNN(tf.Module):
+    """Conv blocks, each pooled and dropped out; Flatten; Dense blocks; Dense(10) logits."""
+
+    def __init__(self, spec: CNNSpec, seed: int):
+        super().__init__(name="cnn_tf")
+        self.spec = spec
+        self.rng = tf.random.Generator.from_seed(seed)
+        seeds = (layer_seed(seed, i) for i in itertools.count())
+        use_bias = not spec.batch_norm
+        self.conv_blocks = []
+        channels = 1
+        for filters in spec.filters:
+            self.conv_blocks.append([
+                Block(Conv(spec.kernel_size, c_in, filters, next(seeds), use_bias),
+                      filters, spec.batch_norm, spec.activation)
+                for c_in in [channels] + [filters] * (spec.convs_per_block - 1)])
+            channels = filters
+        widths = (pooled_side(spec) ** 2 * channels, *spec.dense)
+        self.dense_blocks = [
+            Block(Dense(n_in, n_out, next(seeds), use_bias), n_out, spec.batch_norm,
+                  spec.activation)
+            for n_in, n_out in zip(widths, widths[1:])]
+        self.logits = Dense(widths[-1], NUM_CLASSES, next(seeds))
+
+    def __call__(self, x, training: bool) -> tf.Tensor:
+        x = tf.reshape(tf.convert_to_tensor(x, tf.float32), [-1, IMAGE_SIDE, IMAGE_SIDE, 1])
+        for convs in self.conv_blocks:
+            for conv in convs:
+                x = conv(x, training)
+            x = dropout(pool(x, self.spec.pooling), self.spec.dropout, training, self.rng)
+        # Row-major over (height, width, channels), the order of Keras' Flatten.
+        x = tf.reshape(x, [-1, math.prod(x.shape[1:])])
+        for block in self.dense_blocks:
+            x = dropout(block(x, training), self.spec.dense_dropout, training, self.rng)
+        return self.logits(x)
+
+
+def build_ffn(spec: FFNSpec, seed: int) -> FFN:
+    """The plain-TF FFN for `spec`, initialised from `seed`."""
+    return FFN(spec, seed)
+
+
+def build_cnn(spec: CNNSpec, seed: int) -> CNN:
+    """The plain-TF CNN for `spec`, initialised from `seed`."""
+    return CNN(spec, seed)
+
+
+def count_params(module: tf.Module) -> int:
+    """Trainable plus non-trainable values, what Keras' `model.count_params()` reports."""
+    return sum(v.shape.num_elements() for v in module.variables)

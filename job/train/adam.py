@@ -1,0 +1,72 @@
+"""Adam in plain TensorFlow, step for step what keras.optimizers.Adam does in Keras 3.
+
+With the same learning rate, betas and epsilon, the same variables and the same
+gradients, it leaves the variables where Keras' Adam leaves them (float32 rounding
+included), so the two training styles differ in their loops, not their optimizer.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import tensorflow as tf
+
+
+class Adam(tf.Module):
+    """Adam with Keras 3's update: bias correction folded into the step size `alpha`."""
+
+    def __init__(self, learning_rate: float = 1e-3, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, name: str = "adam"):
+        super().__init__(name=name)
+        # A variable, not a float, so a schedule can assign it between traced steps.
+        self.learning_rate = tf.Variable(learning_rate, dtype=tf.float32, trainable=False,
+                                         name="learning_rate")
+        self.iterations = tf.Variable(0, dtype=tf.int64, trainable=False, name="iterations")
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.momentums: list[tf.Variable] = []
+        self.velocities: list[tf.Variable] = []
+        self._slot_index: dict = {}
+
+    @property
+    def built(self) -> bool:
+        """Whether the slot variables exist."""
+        return bool(self._slot_index)
+
+    def build(self, var_list: Sequence[tf.Variable]) -> None:
+        """Create a zero momentum and velocity per variable; a second call does nothing."""
+        if self.built:
+            return
+        for i, var in enumerate(var_list):
+            self._slot_index[var.ref()] = i
+            # tf.zeros, not zeros_like(var): the initial value must not read a variable
+            # when build runs inside the first trace of a tf.function.
+            self.momentums.append(
+                tf.Variable(tf.zeros(var.shape, var.dtype), trainable=False, name="momentum"))
+            self.velocities.append(
+                tf.Variable(tf.zeros(var.shape, var.dtype), trainable=False, name="velocity"))
+
+    def apply_gradients(self, grads_and_vars: Iterable[tuple]) -> tf.Variable:
+        """One Adam step on each variable with a gradient; returns the step counter."""
+        # Like Keras, a None gradient leaves its variable alone.
+        pairs = [(g, v) for g, v in grads_and_vars if g is not None]
+        if not self.built:
+            self.build([v for _, v in pairs])
+        step = tf.cast(self.iterations + 1, tf.float32)
+        beta_1_power = tf.pow(tf.constant(self.beta_1, tf.float32), step)
+        beta_2_power = tf.pow(tf.constant(self.beta_2, tf.float32), step)
+        alpha = self.learning_rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        for grad, var in pairs:
+            self._update(tf.convert_to_tensor(grad, var.dtype), var, alpha)
+        self.iterations.assign_add(1)
+        return self.iterations
+
+    def _update(self, grad: tf.Tensor, var: tf.Variable, alpha: tf.Tensor) -> None:
+        """Move one variable, in Keras' order of operations so float32 rounding agrees."""
+        index = self._slot_index.get(var.ref())
+        if index is None:
+            raise ValueError(f"Adam was built for other variables than {var.name}; "
+                             "make a new optimizer for a new model")
+        m, v = self.momentums[index], self.velocities[index]
+        m.assign_add((grad - m) * (1 - self.beta_1))
+        v.assign_add((tf.square(grad) - v) * (1 - self.beta_2))
+        var.assign_sub((m * alpha) / (tf.sqrt(v) + self.epsilon))
