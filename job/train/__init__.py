@@ -1,0 +1,1 @@
+"""Training loops: Keras fit and a plain TensorFlow loop, sharing everything else."""

@@ -1,0 +1,151 @@
+"""Plain TensorFlow training: a GradientTape step under tf.function, run epoch by epoch."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from job.nets import tf as nets
+from job.train import common, inputs
+from job.train.adam import Adam
+from job.train.early_stopping import EarlyStopping
+
+BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn}
+
+
+def fit(task: common.Task, split: common.Split, log: Callable[[str], None]) -> common.Trained:
+    """Train `task` on `split` and return the model with its history."""
+    tf.random.set_seed(task.train.seed)
+    model = BUILDERS[task.arch](task.spec, task.train.seed)
+    optimizer = Adam(task.train.learning_rate)
+    optimizer.build(model.trainable_variables)  # slots created eagerly: one trace, not two
+    trained = common.Trained(task.name, task.arch, task.style, nets.count_params(model))
+    started = time.perf_counter()
+    stopper = run_epochs(model, optimizer, task, split, trained, log)
+    if stopper.restore_best_weights and stopper.best_weights is not None:
+        set_weights(model, stopper.best_weights)
+    trained.train_seconds = time.perf_counter() - started
+    trained.best_epoch = stopper.best_epoch + 1
+    if stopper.stopped_epoch:
+        log(common.format_stop(task.name, stopper.stopped_epoch + 1, trained.best_epoch,
+                               stopper.monitor))
+    trained.predict_logits = make_predictor(model, task.train.batch_size)
+    trained.save = lambda folder: save_module(model, folder / task.name)
+    return trained
+
+
+def run_epochs(model: tf.Module, optimizer: Adam, task: common.Task, split: common.Split,
+               trained: common.Trained, log: Callable[[str], None]) -> EarlyStopping:
+    """The epoch loop: train, validate, record, log, write TensorBoard, maybe stop."""
+    train_cfg = task.train
+    train_step, eval_step = make_steps(model, optimizer)
+    steps = inputs.steps_per_epoch(len(split.train_x), train_cfg.batch_size)
+    batches = iter(inputs.training_batches(split.train_x, split.train_y, train_cfg.batch_size,
+                                           task.order_seed, 0, train_cfg.epochs))
+    validation = inputs.evaluation_batches(split.val_x, split.val_y, train_cfg.batch_size)
+    writers = {kind: tf.summary.create_file_writer(str(task.logdir / kind))
+               for kind in ("train", "validation")}
+    stopper = EarlyStopping(train_cfg.early_stopping)
+    for epoch in range(train_cfg.epochs):
+        start = time.perf_counter()
+        loss, accuracy = average(train_step(x, y) for x, y in take(batches, steps))
+        val_loss, val_accuracy = average(eval_step(x, y) for x, y in validation)
+        logs = {"loss": loss, "accuracy": accuracy,
+                "val_loss": val_loss, "val_accuracy": val_accuracy}
+        learning_rate = float(optimizer.learning_rate.numpy())
+        record = common.epoch_record(epoch, logs, time.perf_counter() - start, learning_rate)
+        trained.history.append(record)
+        common.check_finite(task.name, record)
+        if common.should_log(epoch, train_cfg.log_every, train_cfg.epochs):
+            log(common.format_epoch(task.name, record, train_cfg.epochs))
+        write_scalars(writers, epoch, logs, learning_rate)
+        if stopper.update(epoch, logs, lambda: [v.numpy() for v in model.variables]):
+            break
+    for writer in writers.values():
+        writer.close()
+    return stopper
+
+
+def make_steps(model: tf.Module, optimizer: Adam) -> tuple[Callable, Callable]:
+    """Compiled train and eval steps returning (summed loss, correct count, batch size)."""
+    def batch_sums(logits: tf.Tensor, y: tf.Tensor, losses: tf.Tensor) -> tuple:
+        correct = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y)
+        return (tf.reduce_sum(losses), tf.reduce_sum(tf.cast(correct, tf.float32)),
+                tf.cast(tf.shape(y)[0], tf.float32))
+
+    # Relaxed shapes: the last, smaller batch must not trigger a second trace.
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            loss = tf.reduce_mean(losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return batch_sums(logits, y, losses)
+
+    @tf.function(reduce_retracing=True)
+    def eval_step(x, y):
+        logits = model(x, training=False)
+        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        return batch_sums(logits, y, losses)
+
+    return train_step, eval_step
+
+
+def take(iterator, steps: int):
+    """The next `steps` batches of an iterator that spans all epochs."""
+    for _ in range(steps):
+        yield next(iterator)
+
+
+def average(sums) -> tuple[float, float]:
+    """Sample-weighted mean loss and accuracy over an epoch, as Keras computes them."""
+    loss = correct = count = 0.0
+    for batch_loss, batch_correct, batch_count in sums:
+        loss += float(batch_loss)
+        correct += float(batch_correct)
+        count += float(batch_count)
+    return loss / count, correct / count
+
+
+def write_scalars(writers: dict, epoch: int, logs: dict, learning_rate: float) -> None:
+    """The tags keras.callbacks.TensorBoard writes, at the same 0-based epoch steps."""
+    with writers["train"].as_default():
+        tf.summary.scalar("epoch_loss", logs["loss"], step=epoch)
+        tf.summary.scalar("epoch_accuracy", logs["accuracy"], step=epoch)
+        tf.summary.scalar("epoch_learning_rate", learning_rate, step=epoch)
+    with writers["validation"].as_default():
+        tf.summary.scalar("epoch_loss", logs["val_loss"], step=epoch)
+        tf.summary.scalar("epoch_accuracy", logs["val_accuracy"], step=epoch)
+
+
+def set_weights(model: tf.Module, values: list[np.ndarray]) -> None:
+    """Restore variables saved by early stopping (same order as model.variables)."""
+    for variable, value in zip(model.variables, values):
+        variable.assign(value)
+
+
+def make_predictor(model: tf.Module, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits for uint8 images, batched, in inference mode."""
+    infer = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def predict_logits(images: np.ndarray) -> np.ndarray:
+        batches = inputs.evaluation_batches(images, None, batch_size)
+        return np.concatenate([infer(x).numpy() for x in batches])
+    return predict_logits
+
+
+def save_module(model: tf.Module, path: Path) -> None:
+    """A SavedModel whose signature takes uint8 pixels and returns probabilities."""
+    @tf.function(input_signature=[tf.TensorSpec([None, 784], tf.uint8, name="pixels")])
+    def serve(pixels):
+        return {"probabilities": tf.nn.softmax(model(inputs.to_model_input(pixels),
+                                                     training=False))}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tf.saved_model.save(model, str(tmp), signatures={"serving_default": serve})
+    tmp.rename(path)

@@ -1,0 +1,19 @@
+"""Shared fixtures: small real digits as uint8 arrays, and a quiet TensorFlow."""
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's 8x8 digits blown up to 28x28 uint8, flattened like train.csv rows."""
+    from sklearn.datasets import load_digits
+    bunch = load_digits()
+    big = np.kron(bunch.images, np.ones((3, 3)))            # 24x24
+    framed = np.pad(big, ((0, 0), (2, 2), (2, 2)))          # 28x28
+    images = (framed * (255 / 16)).round().astype(np.uint8).reshape(len(framed), 784)
+    return images, bunch.target.astype(np.uint8)

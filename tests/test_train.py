@@ -1,0 +1,113 @@
+"""The two training styles: same input order, same logging, same numbers."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from job.config import CNNSpec, EarlyStoppingConfig, FFNSpec, TrainConfig
+from job.errors import TrainingError
+from job.train import inputs, keras_fit, tf_loop
+from job.train.common import Split, Task
+
+FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit}
+
+
+@pytest.fixture(scope="module")
+def split(digits):
+    images, labels = digits
+    return Split(images[:600], labels[:600], images[600:800], labels[600:800])
+
+
+def task(tmp_path, arch="ffn", style="tf", **train) -> Task:
+    spec = FFNSpec(hidden=(32,), dropout=0.0) if arch == "ffn" else CNNSpec(
+        filters=(4,), convs_per_block=1, dense=(16,), dropout=0.0, dense_dropout=0.0)
+    settings = dict(epochs=3, batch_size=64, learning_rate=0.003, log_every=1,
+                    early_stopping=EarlyStoppingConfig(patience=5))
+    settings.update(train)
+    return Task(name=f"{arch}-{style}", arch=arch, style=style, spec=spec,
+                train=TrainConfig(**settings), order_seed=7,
+                logdir=tmp_path / f"{arch}-{style}")
+
+
+def test_each_epoch_is_a_fresh_permutation_fixed_by_seed_and_epoch():
+    images = np.arange(10, dtype=np.uint8).reshape(10, 1)
+    labels = np.arange(10, dtype=np.uint8)
+
+    def epochs(first, last):
+        batches = inputs.training_batches(images, labels, 4, seed=3, first_epoch=first,
+                                          last_epoch=last)
+        flat = np.concatenate([y.numpy() for _, y in batches])
+        return flat.reshape(last - first, 10)
+
+    all_three = epochs(0, 3)
+    assert all(sorted(row) == list(range(10)) for row in all_three)
+    assert not np.array_equal(all_three[0], all_three[1])
+    assert np.array_equal(epochs(2, 3)[0], all_three[2])   # a resumed epoch replays its order
+    assert np.array_equal(epochs(0, 3), all_three)
+
+
+def test_last_partial_batch_is_kept():
+    batches = list(inputs.training_batches(np.zeros((10, 784), np.uint8),
+                                           np.zeros(10, np.uint8), 4, 0, 0, 1))
+    assert [len(y) for _, y in batches] == [4, 4, 2]
+    assert inputs.steps_per_epoch(10, 4) == 3
+
+
+@pytest.mark.parametrize("arch", ["ffn", "cnn"])
+def test_styles_compute_the_same_training(tmp_path, split, arch):
+    """Identical init, order and Adam: without dropout the histories agree closely."""
+    histories = {}
+    for style in ("tf", "keras"):
+        trained = FIT[style](task(tmp_path, arch, style, epochs=2), split, lambda line: None)
+        histories[style] = trained.history
+        assert trained.epochs_run == 2
+    for tf_row, keras_row in zip(histories["tf"], histories["keras"]):
+        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            assert tf_row[key] == pytest.approx(keras_row[key], rel=2e-3, abs=2e-3), key
+
+
+@pytest.mark.parametrize("style", ["tf", "keras"])
+def test_log_every_n_epochs_in_both_styles(tmp_path, split, style):
+    lines = []
+    FIT[style](task(tmp_path, style=style, epochs=5, log_every=2), split, lines.append)
+    epochs = [line.split("epoch")[1].split()[0] for line in lines if " epoch " in line]
+    assert epochs == ["2/5", "4/5", "5/5"]
+    assert all(line.startswith(f"ffn-{style}") for line in lines)
+
+
+@pytest.mark.parametrize("style", ["tf", "keras"])
+def test_early_stopping_ends_training_and_restores_best(tmp_path, split, style):
+    lines = []
+    stopping = EarlyStoppingConfig(monitor="loss", mode="max", patience=1)
+    trained = FIT[style](task(tmp_path, style=style, epochs=6, early_stopping=stopping),
+                         split, lines.append)
+    # Training loss falls, so "max" sees no improvement after epoch 1: stop after 2.
+    assert trained.epochs_run == 2
+    assert trained.best_epoch == 1
+    assert any("early stop after epoch 2" in line for line in lines)
+
+
+@pytest.mark.parametrize("style", ["tf", "keras"])
+def test_non_finite_loss_is_a_clear_error(tmp_path, split, style):
+    with pytest.raises(TrainingError, match=rf"ffn-{style}: training loss became (nan|inf) "
+                                            r"at epoch 1; lower train.learning_rate"):
+        FIT[style](task(tmp_path, style=style, learning_rate=1e30), split, lambda line: None)
+
+
+@pytest.mark.parametrize("style", ["tf", "keras"])
+def test_predictions_and_saved_model(tmp_path, split, style):
+    trained = FIT[style](task(tmp_path, style=style, epochs=1), split, lambda line: None)
+    logits = trained.predict_logits(split.val_x)
+    assert logits.shape == (len(split.val_x), 10)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    trained.save(folder)
+    saved = folder / ("ffn-tf" if style == "tf" else "ffn-keras.keras")
+    assert [p.name for p in folder.iterdir()] == [saved.name]   # no temp files left
+    if style == "tf":
+        probabilities = tf.saved_model.load(str(saved)).signatures["serving_default"](
+            pixels=tf.constant(split.val_x[:5]))["probabilities"].numpy()
+        np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+        assert np.array_equal(probabilities.argmax(1), logits[:5].argmax(1))
