@@ -50,6 +50,7 @@ class FFNSpec:
     activation: str = _f("relu", choices=ACTIVATIONS)
     dropout: float = _f(0.2, lo=0.0, hi=1.0, hi_open=True)
     batch_norm: bool = False
+    batch_norm_momentum: float = _f(0.9, lo=0.0, hi=1.0, hi_open=True)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class CNNSpec:
     kernel_size: int = _f(3, lo=1, hi=28)
     pooling: Literal["max", "avg", "none"] = "max"
     batch_norm: bool = True
+    batch_norm_momentum: float = _f(0.9, lo=0.0, hi=1.0, hi_open=True)
     dropout: float = _f(0.25, lo=0.0, hi=1.0, hi_open=True)
     dense: tuple[int, ...] = _f((256,), lo=1)
     dense_dropout: float = _f(0.4, lo=0.0, hi=1.0, hi_open=True)

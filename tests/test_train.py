@@ -111,3 +111,21 @@ def test_predictions_and_saved_model(tmp_path, split, style):
             pixels=tf.constant(split.val_x[:5]))["probabilities"].numpy()
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
         assert np.array_equal(probabilities.argmax(1), logits[:5].argmax(1))
+
+
+@pytest.fixture(scope="module")
+def sample_split(tmp_path_factory):
+    """The embedded sample, split as the job splits it."""
+    from job.data import load_arrays, split_validation
+    from job.sample import ensure_sample
+    arrays = load_arrays(ensure_sample(tmp_path_factory.mktemp("sample") / "sample"))
+    return Split(*split_validation(arrays.train_images, arrays.train_labels, 0.1, 42))
+
+
+@pytest.mark.parametrize("arch", ["ffn", "cnn"])
+@pytest.mark.parametrize("style", ["tf", "keras"])
+def test_training_learns_on_the_sample(tmp_path, sample_split, arch, style):
+    trained = FIT[style](task(tmp_path, arch, style, epochs=4), sample_split, lambda line: None)
+    first, last = trained.history[0], trained.history[-1]
+    assert last["loss"] <= first["loss"] / 2
+    assert last["val_accuracy"] >= 0.8

@@ -25,13 +25,13 @@ def glorot(seed: int) -> keras.initializers.Initializer:
     return keras.initializers.GlorotUniform(seed=seed)
 
 
-def add_block(x, layer: keras.layers.Layer, batch_norm: bool, activation: str):
+def add_block(x, layer: keras.layers.Layer, spec: FFNSpec | CNNSpec):
     """Apply `layer`, then BatchNormalization if asked, then the activation."""
     x = layer(x)
-    if batch_norm:
-        x = keras.layers.BatchNormalization()(x)
+    if spec.batch_norm:
+        x = keras.layers.BatchNormalization(momentum=spec.batch_norm_momentum)(x)
     # The "gelu" name means Keras' exact erf form (activations.gelu, approximate=False).
-    return keras.layers.Activation(activation)(x)
+    return keras.layers.Activation(spec.activation)(x)
 
 
 def add_dropout(x, rate: float, seed: int):
@@ -46,7 +46,7 @@ def build_ffn(spec: FFNSpec, seed: int) -> keras.Model:
     for i, width in enumerate(spec.hidden):
         dense = keras.layers.Dense(width, use_bias=not spec.batch_norm,
                                    kernel_initializer=glorot(layer_seed(seed, i)))
-        x = add_block(x, dense, spec.batch_norm, spec.activation)
+        x = add_block(x, dense, spec)
         x = add_dropout(x, spec.dropout, layer_seed(seed, DROPOUT_SEED_OFFSET + i))
     logits = keras.layers.Dense(
         NUM_CLASSES, kernel_initializer=glorot(layer_seed(seed, len(spec.hidden))),
@@ -67,7 +67,7 @@ def build_cnn(spec: CNNSpec, seed: int) -> keras.Model:
             conv = keras.layers.Conv2D(filters, spec.kernel_size, padding="same",
                                        use_bias=use_bias,
                                        kernel_initializer=glorot(next(seeds)))
-            x = add_block(x, conv, spec.batch_norm, spec.activation)
+            x = add_block(x, conv, spec)
         if spec.pooling in POOLING:
             x = POOLING[spec.pooling](pool_size=2, strides=2)(x)
         x = add_dropout(x, spec.dropout, next(dropout_seeds))
@@ -75,7 +75,7 @@ def build_cnn(spec: CNNSpec, seed: int) -> keras.Model:
     for width in spec.dense:
         dense = keras.layers.Dense(width, use_bias=use_bias,
                                    kernel_initializer=glorot(next(seeds)))
-        x = add_block(x, dense, spec.batch_norm, spec.activation)
+        x = add_block(x, dense, spec)
         x = add_dropout(x, spec.dense_dropout, next(dropout_seeds))
     logits = keras.layers.Dense(NUM_CLASSES, kernel_initializer=glorot(next(seeds)),
                                 name="logits")(x)

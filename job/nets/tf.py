@@ -25,8 +25,8 @@ from job.errors import ConfigError
 
 NUM_CLASSES = 10
 IMAGE_SIDE = 28
-# Keras' BatchNormalization defaults, so both styles normalise alike.
-BN_MOMENTUM = 0.99
+# Keras' BatchNormalization epsilon, so both styles normalise alike (the momentum
+# comes from the spec).
 BN_EPSILON = 1e-3
 
 ACTIVATIONS = {
@@ -114,8 +114,9 @@ class Conv(tf.Module):
 class BatchNorm(tf.Module):
     """Normalise the last axis by batch statistics in training and moving ones otherwise."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, momentum: float):
         super().__init__()
+        self.momentum = momentum
         self.gamma = tf.Variable(tf.ones([channels]), name="gamma")
         self.beta = tf.Variable(tf.zeros([channels]), name="beta")
         self.moving_mean = tf.Variable(tf.zeros([channels]), trainable=False,
@@ -128,9 +129,9 @@ class BatchNorm(tf.Module):
             mean, variance = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
             # Keras' update, term for term, so the moving statistics track alike.
             self.moving_mean.assign(
-                self.moving_mean * BN_MOMENTUM + mean * (1.0 - BN_MOMENTUM))
+                self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
             self.moving_variance.assign(
-                self.moving_variance * BN_MOMENTUM + variance * (1.0 - BN_MOMENTUM))
+                self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         else:
             mean, variance = self.moving_mean, self.moving_variance
         return tf.nn.batch_normalization(x, mean, variance, offset=self.beta,
@@ -140,11 +141,11 @@ class BatchNorm(tf.Module):
 class Block(tf.Module):
     """Dense or Conv (bias-free under BatchNorm), then BatchNorm if asked, then activation."""
 
-    def __init__(self, linear: Dense | Conv, channels: int, batch_norm: bool, activation: str):
+    def __init__(self, linear: Dense | Conv, channels: int, spec: FFNSpec | CNNSpec):
         super().__init__()
         self.linear = linear
-        self.norm = BatchNorm(channels) if batch_norm else None
-        self.activation = activation
+        self.norm = BatchNorm(channels, spec.batch_norm_momentum) if spec.batch_norm else None
+        self.activation = spec.activation
 
     def __call__(self, x: tf.Tensor, training: bool) -> tf.Tensor:
         x = self.linear(x)
@@ -163,7 +164,7 @@ class FFN(tf.Module):
         widths = (IMAGE_SIDE * IMAGE_SIDE, *spec.hidden)
         self.blocks = [
             Block(Dense(n_in, n_out, layer_seed(seed, i), use_bias=not spec.batch_norm),
-                  n_out, spec.batch_norm, spec.activation)
+                  n_out, spec)
             for i, (n_in, n_out) in enumerate(zip(widths, widths[1:]))]
         self.logits = Dense(widths[-1], NUM_CLASSES, layer_seed(seed, len(spec.hidden)))
 
@@ -188,13 +189,12 @@ class CNN(tf.Module):
         for filters in spec.filters:
             self.conv_blocks.append([
                 Block(Conv(spec.kernel_size, c_in, filters, next(seeds), use_bias),
-                      filters, spec.batch_norm, spec.activation)
+                      filters, spec)
                 for c_in in [channels] + [filters] * (spec.convs_per_block - 1)])
             channels = filters
         widths = (pooled_side(spec) ** 2 * channels, *spec.dense)
         self.dense_blocks = [
-            Block(Dense(n_in, n_out, next(seeds), use_bias), n_out, spec.batch_norm,
-                  spec.activation)
+            Block(Dense(n_in, n_out, next(seeds), use_bias), n_out, spec)
             for n_in, n_out in zip(widths, widths[1:])]
         self.logits = Dense(widths[-1], NUM_CLASSES, next(seeds))
 

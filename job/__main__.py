@@ -1,0 +1,7 @@
+"""`python -m job ...`."""
+
+import sys
+
+from job.cli import main
+
+sys.exit(main())

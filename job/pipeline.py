@@ -1,0 +1,129 @@
+"""The training job end to end: data → both styles of each net → best → submission.
+
+Kaggle, the file system and the clock are reached from here; the stages it calls
+take arrays and return arrays and numbers.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from job import config as config_mod
+from job import data, manifest, report, sources, submission
+from job.config import Config
+from job.run import Run, create_run, mark_latest
+from job.selection import select_best
+from job.train import common
+from job.train.common import Split, Task, Trained
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Validated data, ready before a run folder exists (bad input writes nothing)."""
+
+    source: sources.Source
+    dir: Path
+    arrays: data.Arrays
+    split: Split
+
+
+def train(config: Config, log: Log, warn: Log) -> Run:
+    """Load the data, then create a run folder, train into it, mark it latest."""
+    prepared = prepare_data(config, log, warn)
+    run = create_run(Path(config.output.runs_dir), config.name)
+    run.write_text("config.yaml", yaml.safe_dump(config_mod.to_dict(config), sort_keys=False))
+    record = manifest.start(config)
+    record["data"] = manifest.describe_data(prepared)
+    run.write_json("manifest.json", record)
+    try:
+        train_and_evaluate(config, prepared, run, record, log)
+    except BaseException as e:
+        manifest.finish(record, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+                        error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+        run.write_json("manifest.json", record)
+        raise
+    manifest.finish(record, "complete")
+    run.write_json("manifest.json", record)
+    mark_latest(run)
+    return run
+
+
+def prepare_data(config: Config, log: Log, warn: Log) -> Prepared:
+    """Choose the source, make its CSVs exist, parse (or reload) and split them."""
+    source = sources.choose_source(config)
+    if source.kind == "sample":
+        warn(f"WARNING: training on the embedded SAMPLE ({source.reason}), not the "
+             f"competition data: its submission is not for Kaggle; see README 'Kaggle setup'")
+    else:
+        log(f"data: {source.kind} from {source.dir} ({source.reason})")
+    data_dir = sources.prepare(source, config.competition)
+    arrays = data.load_arrays(data_dir)
+    split = Split(*data.split_validation(arrays.train_images, arrays.train_labels,
+                                         config.data.val_fraction, config.data.seed))
+    return Prepared(source, data_dir, arrays, split)
+
+
+def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dict,
+                       log: Log) -> dict:
+    """Train every configured model, pick the best, write every output."""
+    (run.path / "models").mkdir()
+    predictors, models = {}, []
+    for task in make_tasks(config, run):
+        trained, row = train_one(task, prepared.split, run, log)
+        predictors[task.name] = trained.predict_logits
+        models.append(row)
+    best = select_best(models)
+    log(f"best: {best['name']} (val accuracy {best['val_accuracy']:.4f})")
+    labels = predictors[best["name"]](prepared.arrays.test_images).argmax(axis=1)
+    submission.write_submission(run.path / "submission.csv", labels,
+                                prepared.dir / "sample_submission.csv")
+    metrics = {"best": best["name"], "models": models}
+    run.write_json("metrics.json", metrics)
+    run.write_text("report.md", report.format_report(run.id, record, metrics))
+    return metrics
+
+
+def make_tasks(config: Config, run: Run) -> list[Task]:
+    """One task per configured model name, e.g. cnn-keras → (cnn, keras)."""
+    tasks = []
+    for name in config.models:
+        arch, style = name.split("-")
+        tasks.append(Task(name=name, arch=arch, style=style,
+                          spec=getattr(config.arch, arch), train=config.train,
+                          order_seed=config.data.seed,
+                          logdir=run.path / "tensorboard" / name))
+    return tasks
+
+
+def train_one(task: Task, split: Split, run: Run, log: Log) -> tuple[Trained, dict]:
+    """Train one model in its style, score it, save it, log its hyperparameters."""
+    from job.train import keras_fit, tf_loop  # TensorFlow loads only when training starts
+    fit = {"tf": tf_loop.fit, "keras": keras_fit.fit}[task.style]
+    log(f"{task.name:<10} training ({'plain TensorFlow loop' if task.style == 'tf' else 'Keras fit'})")
+    trained = fit(task, split, log)
+    scores = common.score(trained.predict_logits(split.val_x), split.val_y)
+    trained.save(run.path / "models")
+    common.write_hparams(task.logdir, common.hparams_of(trained, task.spec, task.train))
+    log(f"{task.name:<10} done: val accuracy {scores['val_accuracy']:.4f}, "
+        f"{trained.epochs_run} epochs, {trained.seconds_per_epoch:.2f}s/epoch")
+    return trained, {"name": trained.name, "arch": trained.arch, "style": trained.style,
+            "params": trained.params, "epochs_run": trained.epochs_run,
+            "best_epoch": trained.best_epoch, **scores,
+            "train_seconds": round(trained.train_seconds, 3),
+            "seconds_per_epoch": round(trained.seconds_per_epoch, 4),
+            "history": trained.history}
+
+
+def print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def print_warning(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
