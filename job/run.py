@@ -5,29 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from job.errors import RunError
+from job.files import write_atomic  # re-exported: submission and tests import it from here
 
 LATEST = "latest"
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def utc_now() -> dt.datetime:
@@ -98,7 +83,8 @@ def find_runs(runs_dir: Path) -> list[Run]:
 
 def summarize_run(run: Run) -> dict:
     """id, status, data source, best model and its val accuracy, for `job runs`."""
-    row = {"id": run.id, "status": "?", "source": "?", "best": "-", "val_accuracy": None}
+    row = {"id": run.id, "status": "?", "source": "?", "best": "-", "val_accuracy": None,
+           "submission": "-"}
     try:
         manifest = run.read_json("manifest.json")
         row.update(status=manifest.get("status", "?"),
@@ -107,6 +93,10 @@ def summarize_run(run: Run) -> dict:
             metrics = run.read_json("metrics.json")
             best = next(m for m in metrics["models"] if m["name"] == metrics["best"])
             row.update(best=best["name"], val_accuracy=best["val_accuracy"])
-    except (OSError, ValueError, KeyError, StopIteration):
+        if (run.path / "submissions.json").is_file():
+            last = run.read_json("submissions.json")[-1]
+            score = last.get("public_score")
+            row["submission"] = f"{last['status']} {score}" if score else last["status"]
+    except (OSError, ValueError, KeyError, IndexError, StopIteration):
         row["status"] = "unreadable"
     return row

@@ -1,0 +1,34 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+
+def write_atomic(path: Path, content: str | bytes | Callable[[BinaryIO], None], *,
+                 fsync: bool = True) -> None:
+    """Write text (as UTF-8), bytes, or whatever `content(f)` writes, to `path` atomically.
+
+    The data goes to a temporary file beside `path`, is flushed to disk (unless
+    `fsync` is False), and then renamed over `path`; on any failure the temporary
+    file is removed and the error raised, leaving `path` as it was.
+    """
+    path = Path(path)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if callable(content):
+                content(f)
+            else:
+                f.write(content.encode("utf-8") if isinstance(content, str) else content)
+            f.flush()
+            if fsync:  # else a crash soon after the rename can leave an empty file
+                os.fsync(f.fileno())
+        os.chmod(temp, 0o644)  # not mkstemp's 0600: nothing written here is secret
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
