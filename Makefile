@@ -8,7 +8,7 @@ RUNS ?= runs
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train test test-all tensorboard runs
+.PHONY: help venv train download submit test test-all tensorboard runs
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,12 @@ venv: $(STAMP) ## create .venv from the pinned requirements (done by the targets
 
 train: $(STAMP) ## train all models with CONFIG (default configs/default.yaml) into runs/
 	$(PY) -m job train --config $(CONFIG)
+
+download: $(STAMP) ## download the competition data (CONFIG's data.dir); FORCE=1 refreshes it
+	$(PY) -m job download --config $(CONFIG) $(if $(FORCE),--force)
+
+submit: $(STAMP) ## submit RUN (default runs/latest) to Kaggle; ARGS="--dry-run|--wait|--force|--message M"
+	$(PY) -m job submit --runs-dir $(RUNS) $(if $(RUN),--run $(RUN)) $(ARGS)
 
 test: $(STAMP) ## run the test suite CI runs (slow tests excluded)
 	$(PY) -m pytest -m "not slow" -q

@@ -24,6 +24,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3")
     train.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
+    download = commands.add_parser("download", help="download the competition data into data.dir")
+    download.add_argument("--config", required=True, type=Path, help="YAML config file")
+    download.add_argument("--set", dest="overrides", action="append", default=[],
+                          metavar="KEY=VALUE", help="override a config key")
+    download.add_argument("--force", action="store_true", help="download even if intact")
+    download.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    submit = commands.add_parser("submit", help="submit a run's submission.csv to Kaggle")
+    submit.add_argument("--run", type=Path, help="run folder (default: runs/latest)")
+    submit.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    submit.add_argument("--message", help="submission description (default: kaggle.message)")
+    submit.add_argument("--dry-run", action="store_true", help="check everything, upload nothing")
+    submit.add_argument("--force", action="store_true",
+                        help="submit even if these exact predictions were submitted before")
+    submit.add_argument("--wait", action="store_true", help="wait for the public score")
+    submit.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
     runs = commands.add_parser("runs", help="list runs: id, status, data, best model")
     runs.add_argument("--runs-dir", type=Path, default=Path("runs"))
     runs.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -37,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             if not args.debug:
                 import_tensorflow_quietly()
             return run_train(args)
-        return run_runs(args)
+        return {"download": run_download, "submit": run_submit, "runs": run_runs}[
+            args.command](args)
     except JobError as e:
         if args.debug:
             raise
@@ -80,6 +98,26 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_download(args: argparse.Namespace) -> int:
+    from job import download
+    from job.config import load_config
+    from job.pipeline import print_line, print_warning
+
+    config = load_config(args.config, args.overrides)
+    folder = download.ensure_competition_data(config, print_line, print_warning, args.force)
+    print(folder)
+    return 0
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    from job import submit
+    from job.pipeline import print_line, print_warning
+
+    submit.submit(args.run, args.runs_dir, args.message, args.dry_run, args.force, args.wait,
+                  print_line, print_warning)
+    return 0
+
+
 def run_runs(args: argparse.Namespace) -> int:
     from job.run import find_runs, summarize_run
 
@@ -87,8 +125,9 @@ def run_runs(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no runs in {args.runs_dir}")
         return 0
-    print(f"{'run':<36} {'status':<11} {'data':<7} {'best':<10} val_acc")
+    print(f"{'run':<36} {'status':<11} {'data':<7} {'best':<10} {'val_acc':<8} submission")
     for row in rows:
         acc = f"{row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else "-"
-        print(f"{row['id']:<36} {row['status']:<11} {row['source']:<7} {row['best']:<10} {acc}")
+        print(f"{row['id']:<36} {row['status']:<11} {row['source']:<7} {row['best']:<10} "
+              f"{acc:<8} {row['submission']}")
     return 0

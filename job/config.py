@@ -105,6 +105,19 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class KaggleConfig:
+    retries: int = _f(4, lo=0, hi=20)
+    backoff_seconds: float = _f(2.0, lo=0.0)
+    poll_seconds: float = _f(15.0, lo=0.0)
+    wait_minutes: float = _f(30.0, lo=0.0)
+    message: str = "{run_id}: {best} (val accuracy {val_accuracy:.4f})"
+
+
+MESSAGE_FIELDS = {"run_id": "20261128T210000Z-default", "best": "cnn-keras",
+                  "val_accuracy": 0.99, "epochs": 12, "config": "default"}
+
+
+@dataclass(frozen=True)
 class Config:
     competition: str = "digit-recognizer"
     data: DataConfig = _f(DataConfig)
@@ -112,6 +125,7 @@ class Config:
     arch: ArchConfig = _f(ArchConfig)
     train: TrainConfig = _f(TrainConfig)
     output: OutputConfig = _f(OutputConfig)
+    kaggle: KaggleConfig = _f(KaggleConfig)
     # Not a YAML key: the config file's stem, used to name run folders.
     name: str = field(default="config", metadata={"internal": True})
 
@@ -123,7 +137,19 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     origin = Origin(str(path))
     for item in overrides:
         origin.overridden.add(apply_override(raw, item))
-    return replace_name(build(Config, raw, origin, ""), path.stem)
+    config = build(Config, raw, origin, "")
+    check_message(config.kaggle.message, origin)
+    return replace_name(config, path.stem)
+
+
+def check_message(template: str, origin: Origin) -> None:
+    """The submission message template may only use the placeholders we fill in."""
+    try:
+        template.format(**MESSAGE_FIELDS)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(
+            f"{origin.where('kaggle.message')}: invalid template ({type(e).__name__}: {e}); "
+            f"placeholders: {', '.join('{' + k + '}' for k in MESSAGE_FIELDS)}") from None
 
 
 @dataclass

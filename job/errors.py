@@ -27,3 +27,11 @@ class TrainingError(JobError):
 
 class RunError(JobError):
     """A run folder is missing, unreadable or cannot be written."""
+
+
+class KaggleError(JobError):
+    """Kaggle refused or failed a request; the message says what to do about it."""
+
+
+class SubmissionError(JobError):
+    """A submission file or run is not fit to be submitted."""

@@ -63,7 +63,7 @@ def prepare_data(config: Config, log: Log, warn: Log) -> Prepared:
              f"competition data: its submission is not for Kaggle; see README 'Kaggle setup'")
     else:
         log(f"data: {source.kind} from {source.dir} ({source.reason})")
-    data_dir = sources.prepare(source, config.competition)
+    data_dir = sources.prepare(source, config, log, warn)
     arrays = data.load_arrays(data_dir)
     split = Split(*data.split_validation(arrays.train_images, arrays.train_labels,
                                          config.data.val_fraction, config.data.seed))

@@ -9,10 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from job.config import Config
-from job.errors import SourceError
 from job import sample
 
 COMPETITION_FILES = ("train.csv", "test.csv")
@@ -71,13 +70,12 @@ def choose_source(config: Config, env: Mapping[str, str] = os.environ,
     return Source("sample", Path(config.data.sample_dir), "no Kaggle credentials found")
 
 
-def prepare(source: Source, competition: str) -> Path:
+def prepare(source: Source, config: Config, log: Callable[[str], None],
+            warn: Callable[[str], None]) -> Path:
     """Make the source's CSVs exist on disk and return their folder."""
     if source.kind == "sample":
         return sample.ensure_sample(source.dir)
-    if source.kind == "kaggle" and not has_competition_files(source.dir):
-        raise SourceError(
-            f"downloading from Kaggle is not yet available in this version: download "
-            f"train.csv and test.csv from https://www.kaggle.com/competitions/{competition}/data "
-            f"into {source.dir}, or set data.source: sample")
+    if source.kind == "kaggle":
+        from job.download import ensure_competition_data  # imports the Kaggle client
+        return ensure_competition_data(config, log, warn)
     return source.dir

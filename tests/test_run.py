@@ -57,7 +57,7 @@ def test_summaries_list_runs_with_their_best_model(tmp_path):
     rows = [summarize_run(r) for r in find_runs(tmp_path)]
     assert rows == [
         {"id": run.id, "status": "complete", "source": "sample", "best": "cnn-tf",
-         "val_accuracy": 0.95},
+         "val_accuracy": 0.95, "submission": "-"},
         {"id": broken.id, "status": "unreadable", "source": "?", "best": "-",
-         "val_accuracy": None}]
+         "val_accuracy": None, "submission": "-"}]
     assert json.loads((run.path / "metrics.json").read_text())["best"] == "cnn-tf"

@@ -5,8 +5,7 @@ from pathlib import Path
 import pytest
 
 from job.config import Config, DataConfig
-from job.errors import SourceError
-from job.sources import choose_source, find_credentials, prepare
+from job.sources import choose_source, find_credentials
 
 
 def config(tmp_path: Path, source: str = "auto") -> Config:
@@ -53,9 +52,3 @@ def test_auto_without_credentials_uses_local_csvs_then_sample(tmp_path):
 @pytest.mark.parametrize("source", ["sample", "local", "kaggle"])
 def test_explicit_source_wins(tmp_path, source):
     assert choose_source(config(tmp_path, source), {}, tmp_path).kind == source
-
-
-def test_kaggle_without_cached_data_says_what_to_do(tmp_path):
-    source = choose_source(config(tmp_path, "kaggle"), {}, tmp_path)
-    with pytest.raises(SourceError, match=r"competitions/digit-recognizer/data into .*comp"):
-        prepare(source, "digit-recognizer")
