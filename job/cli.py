@@ -94,7 +94,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     run = pipeline.train(config, pipeline.print_line, pipeline.print_warning)
-    print(run.path)
+    if run is not None:   # a non-chief worker has no run folder of its own
+        print(run.path)
     return 0
 
 

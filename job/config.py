@@ -105,6 +105,14 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    require_gpu: bool = False
+    mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    jit_compile: bool = False
+    distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
+
+
+@dataclass(frozen=True)
 class KaggleConfig:
     retries: int = _f(4, lo=0, hi=20)
     backoff_seconds: float = _f(2.0, lo=0.0)
@@ -125,6 +133,7 @@ class Config:
     arch: ArchConfig = _f(ArchConfig)
     train: TrainConfig = _f(TrainConfig)
     output: OutputConfig = _f(OutputConfig)
+    runtime: RuntimeConfig = _f(RuntimeConfig)
     kaggle: KaggleConfig = _f(KaggleConfig)
     # Not a YAML key: the config file's stem, used to name run folders.
     name: str = field(default="config", metadata={"internal": True})
@@ -133,8 +142,8 @@ class Config:
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     """Read a YAML config, apply `dotted.key=value` overrides, validate, return it."""
     path = Path(path)
-    raw = read_yaml(path)
     origin = Origin(str(path))
+    raw = read_with_bases(path, origin, ())
     for item in overrides:
         origin.overridden.add(apply_override(raw, item))
     config = build(Config, raw, origin, "")
@@ -157,14 +166,58 @@ class Origin:
     """Where a value came from, so a message names the file or the --set flag."""
     file: str
     overridden: set = field(default_factory=set)
+    inherited: dict = field(default_factory=dict)   # dotted key -> base file it came from
 
     def of(self, key: str) -> str:
-        """`--set` for a key given on the command line, else the file."""
-        return "--set" if key.split("[")[0] in self.overridden else self.file
+        """`--set` for a key given on the command line, else the file that set it."""
+        top = key.split("[")[0]
+        if top in self.overridden:
+            return "--set"
+        return next((f for k, f in self.inherited.items()
+                     if top == k or top.startswith(k + ".")), self.file)
 
     def where(self, key: str) -> str:
         """`configs/x.yaml: train.epochs` or `--set train.epochs`."""
         return f"{self.of(key)}{' ' if self.of(key) == '--set' else ': '}{key}"
+
+
+
+def read_with_bases(path: Path, origin: Origin, seen: tuple) -> dict:
+    """The file's mapping laid over the one it `extends` (a path relative to it)."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: extends itself through {' -> '.join(map(str, seen))}")
+    raw = read_yaml(path)
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{path}: extends: expected a config file name, got {describe(base_name)}")
+    base_path = path.parent / base_name
+    if not base_path.is_file():
+        raise ConfigError(f"{path}: extends: {base_path} not found")
+    base = read_with_bases(base_path, origin, seen + (path.resolve(),))
+    for key in leaf_keys(base):
+        origin.inherited.setdefault(key, str(base_path))
+    merged = merge(base, raw)
+    for key in leaf_keys(raw):
+        origin.inherited.pop(key, None)
+    return merged
+
+
+def leaf_keys(raw: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the values (not sections) in a raw mapping."""
+    keys = []
+    for k, v in raw.items():
+        keys += leaf_keys(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [prefix + str(k)]
+    return keys
+
+
+def merge(base: dict, top: dict) -> dict:
+    """`top` over `base`, section by section; lists and values are replaced whole."""
+    merged = dict(base)
+    for k, v in top.items():
+        merged[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return merged
 
 
 def read_yaml(path: Path) -> dict:

@@ -35,3 +35,7 @@ class KaggleError(JobError):
 
 class SubmissionError(JobError):
     """A submission file or run is not fit to be submitted."""
+
+
+class DeviceError(JobError):
+    """The machine cannot run the configured runtime (no GPU, a bad TF_CONFIG)."""

@@ -7,6 +7,7 @@ take arrays and return arrays and numbers.
 from __future__ import annotations
 
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -14,7 +15,7 @@ from typing import Callable
 import yaml
 
 from job import config as config_mod
-from job import data, manifest, report, sources, submission
+from job import data, manifest, report, runtime, sources, submission
 from job.config import Config
 from job.run import Run, create_run, mark_latest
 from job.selection import select_best
@@ -34,16 +35,23 @@ class Prepared:
     split: Split
 
 
-def train(config: Config, log: Log, warn: Log) -> Run:
-    """Load the data, then create a run folder, train into it, mark it latest."""
+def train(config: Config, log: Log, warn: Log) -> Run | None:
+    """Set up the devices, load the data, then create a run folder, train into it and
+    mark it latest. A non-chief worker returns None: the chief writes the outputs."""
+    rt = runtime.setup(config.runtime)
+    runtime.check_models(rt, config.models)
     prepared = prepare_data(config, log, warn)
+    if not rt.is_chief:
+        train_as_worker(config, prepared, rt, log)
+        return None
     run = create_run(Path(config.output.runs_dir), config.name)
     run.write_text("config.yaml", yaml.safe_dump(config_mod.to_dict(config), sort_keys=False))
     record = manifest.start(config)
     record["data"] = manifest.describe_data(prepared)
+    record["runtime"] = rt.describe()
     run.write_json("manifest.json", record)
     try:
-        train_and_evaluate(config, prepared, run, record, log)
+        train_and_evaluate(config, prepared, run, record, log, rt)
     except BaseException as e:
         manifest.finish(record, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
                         error=str(e).splitlines()[0] if str(e) else type(e).__name__)
@@ -53,6 +61,14 @@ def train(config: Config, log: Log, warn: Log) -> Run:
     run.write_json("manifest.json", record)
     mark_latest(run)
     return run
+
+
+def train_as_worker(config: Config, prepared: Prepared, rt: runtime.Runtime, log: Log) -> None:
+    """Every worker must run the same collective steps, saving included; a non-chief
+    does so into a scratch folder that it deletes, as tf.distribute recommends."""
+    with tempfile.TemporaryDirectory(prefix="job-worker-") as scratch:
+        train_and_evaluate(config, prepared, Run(Path(scratch)), {}, log, rt)
+    log("worker done; the chief wrote the run's outputs")
 
 
 def prepare_data(config: Config, log: Log, warn: Log) -> Prepared:
@@ -71,12 +87,12 @@ def prepare_data(config: Config, log: Log, warn: Log) -> Prepared:
 
 
 def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dict,
-                       log: Log) -> dict:
+                       log: Log, rt: runtime.Runtime | None = None) -> dict:
     """Train every configured model, pick the best, write every output."""
     (run.path / "models").mkdir()
     predictors, models = {}, []
     for task in make_tasks(config, run):
-        trained, row = train_one(task, prepared.split, run, log)
+        trained, row = train_one(task, prepared.split, run, log, rt)
         predictors[task.name] = trained.predict_logits
         models.append(row)
     best = select_best(models)
@@ -102,12 +118,13 @@ def make_tasks(config: Config, run: Run) -> list[Task]:
     return tasks
 
 
-def train_one(task: Task, split: Split, run: Run, log: Log) -> tuple[Trained, dict]:
+def train_one(task: Task, split: Split, run: Run, log: Log,
+              rt: runtime.Runtime | None = None) -> tuple[Trained, dict]:
     """Train one model in its style, score it, save it, log its hyperparameters."""
     from job.train import keras_fit, tf_loop  # TensorFlow loads only when training starts
     fit = {"tf": tf_loop.fit, "keras": keras_fit.fit}[task.style]
     log(f"{task.name:<10} training ({'plain TensorFlow loop' if task.style == 'tf' else 'Keras fit'})")
-    trained = fit(task, split, log)
+    trained = fit(task, split, log, rt)
     scores = common.score(trained.predict_logits(split.val_x), split.val_y)
     trained.save(run.path / "models")
     common.write_hparams(task.logdir, common.hparams_of(trained, task.spec, task.train))

@@ -50,7 +50,7 @@ def build_ffn(spec: FFNSpec, seed: int) -> keras.Model:
         x = add_dropout(x, spec.dropout, layer_seed(seed, DROPOUT_SEED_OFFSET + i))
     logits = keras.layers.Dense(
         NUM_CLASSES, kernel_initializer=glorot(layer_seed(seed, len(spec.hidden))),
-        name="logits")(x)
+        name="logits", dtype="float32")(x)  # float32 under mixed precision
     return keras.Model(inputs, logits, name="ffn-keras")
 
 
@@ -78,5 +78,5 @@ def build_cnn(spec: CNNSpec, seed: int) -> keras.Model:
         x = add_block(x, dense, spec)
         x = add_dropout(x, spec.dense_dropout, next(dropout_seeds))
     logits = keras.layers.Dense(NUM_CLASSES, kernel_initializer=glorot(next(seeds)),
-                                name="logits")(x)
+                                name="logits", dtype="float32")(x)  # float32 under mixed precision
     return keras.Model(inputs, logits, name="cnn-keras")

@@ -92,8 +92,9 @@ class Dense(tf.Module):
         self.bias = tf.Variable(tf.zeros([units]), name="bias") if use_bias else None
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        y = tf.matmul(x, self.kernel)
-        return y if self.bias is None else y + self.bias
+        # Weights stay float32; under mixed precision they are cast to the input's dtype.
+        y = tf.matmul(x, tf.cast(self.kernel, x.dtype))
+        return y if self.bias is None else y + tf.cast(self.bias, x.dtype)
 
 
 class Conv(tf.Module):
@@ -107,8 +108,8 @@ class Conv(tf.Module):
         self.bias = tf.Variable(tf.zeros([filters]), name="bias") if use_bias else None
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        y = tf.nn.conv2d(x, self.kernel, strides=1, padding="SAME")
-        return y if self.bias is None else y + self.bias
+        y = tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), strides=1, padding="SAME")
+        return y if self.bias is None else y + tf.cast(self.bias, x.dtype)
 
 
 class BatchNorm(tf.Module):
@@ -119,12 +120,16 @@ class BatchNorm(tf.Module):
         self.momentum = momentum
         self.gamma = tf.Variable(tf.ones([channels]), name="gamma")
         self.beta = tf.Variable(tf.zeros([channels]), name="beta")
-        self.moving_mean = tf.Variable(tf.zeros([channels]), trainable=False,
-                                       name="moving_mean")
-        self.moving_variance = tf.Variable(tf.ones([channels]), trainable=False,
-                                           name="moving_variance")
+        # Under a distribution strategy each replica updates its own statistics from its
+        # share of the batch; reading them outside a replica averages the replicas.
+        sync = dict(trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.MEAN)
+        self.moving_mean = tf.Variable(tf.zeros([channels]), name="moving_mean", **sync)
+        self.moving_variance = tf.Variable(tf.ones([channels]), name="moving_variance", **sync)
 
     def __call__(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        dtype = x.dtype
+        x = tf.cast(x, tf.float32)  # statistics in float32, as Keras does under mixed precision
         if training:
             mean, variance = tf.nn.moments(x, axes=list(range(len(x.shape) - 1)))
             # Keras' update, term for term, so the moving statistics track alike.
@@ -134,8 +139,9 @@ class BatchNorm(tf.Module):
                 self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        return tf.nn.batch_normalization(x, mean, variance, offset=self.beta,
-                                         scale=self.gamma, variance_epsilon=BN_EPSILON)
+        return tf.cast(tf.nn.batch_normalization(x, mean, variance, offset=self.beta,
+                                                 scale=self.gamma, variance_epsilon=BN_EPSILON),
+                       dtype)
 
 
 class Block(tf.Module):
@@ -157,9 +163,9 @@ class Block(tf.Module):
 class FFN(tf.Module):
     """Per hidden width Dense → [BatchNorm] → activation → [Dropout]; then Dense(10)."""
 
-    def __init__(self, spec: FFNSpec, seed: int):
+    def __init__(self, spec: FFNSpec, seed: int, compute_dtype: str = "float32"):
         super().__init__(name="ffn_tf")
-        self.spec = spec
+        self.spec, self.compute_dtype = spec, compute_dtype
         self.rng = tf.random.Generator.from_seed(seed)
         widths = (IMAGE_SIDE * IMAGE_SIDE, *spec.hidden)
         self.blocks = [
@@ -169,18 +175,18 @@ class FFN(tf.Module):
         self.logits = Dense(widths[-1], NUM_CLASSES, layer_seed(seed, len(spec.hidden)))
 
     def __call__(self, x, training: bool) -> tf.Tensor:
-        x = tf.convert_to_tensor(x, tf.float32)
+        x = tf.cast(x, self.compute_dtype)
         for block in self.blocks:
             x = dropout(block(x, training), self.spec.dropout, training, self.rng)
-        return self.logits(x)
+        return self.logits(tf.cast(x, tf.float32))  # logits and softmax stay float32
 
 
 class CNN(tf.Module):
     """Conv blocks, each pooled and dropped out; Flatten; Dense blocks; Dense(10) logits."""
 
-    def __init__(self, spec: CNNSpec, seed: int):
+    def __init__(self, spec: CNNSpec, seed: int, compute_dtype: str = "float32"):
         super().__init__(name="cnn_tf")
-        self.spec = spec
+        self.spec, self.compute_dtype = spec, compute_dtype
         self.rng = tf.random.Generator.from_seed(seed)
         seeds = (layer_seed(seed, i) for i in itertools.count())
         use_bias = not spec.batch_norm
@@ -199,7 +205,7 @@ class CNN(tf.Module):
         self.logits = Dense(widths[-1], NUM_CLASSES, next(seeds))
 
     def __call__(self, x, training: bool) -> tf.Tensor:
-        x = tf.reshape(tf.convert_to_tensor(x, tf.float32), [-1, IMAGE_SIDE, IMAGE_SIDE, 1])
+        x = tf.reshape(tf.cast(x, self.compute_dtype), [-1, IMAGE_SIDE, IMAGE_SIDE, 1])
         for convs in self.conv_blocks:
             for conv in convs:
                 x = conv(x, training)
@@ -208,17 +214,17 @@ class CNN(tf.Module):
         x = tf.reshape(x, [-1, math.prod(x.shape[1:])])
         for block in self.dense_blocks:
             x = dropout(block(x, training), self.spec.dense_dropout, training, self.rng)
-        return self.logits(x)
+        return self.logits(tf.cast(x, tf.float32))  # logits and softmax stay float32
 
 
-def build_ffn(spec: FFNSpec, seed: int) -> FFN:
+def build_ffn(spec: FFNSpec, seed: int, compute_dtype: str = "float32") -> FFN:
     """The plain-TF FFN for `spec`, initialised from `seed`."""
-    return FFN(spec, seed)
+    return FFN(spec, seed, compute_dtype)
 
 
-def build_cnn(spec: CNNSpec, seed: int) -> CNN:
+def build_cnn(spec: CNNSpec, seed: int, compute_dtype: str = "float32") -> CNN:
     """The plain-TF CNN for `spec`, initialised from `seed`."""
-    return CNN(spec, seed)
+    return CNN(spec, seed, compute_dtype)
 
 
 def count_params(module: tf.Module) -> int:

@@ -45,28 +45,59 @@ class Adam(tf.Module):
             self.velocities.append(
                 tf.Variable(tf.zeros(var.shape, var.dtype), trainable=False, name="velocity"))
 
-    def apply_gradients(self, grads_and_vars: Iterable[tuple]) -> tf.Variable:
-        """One Adam step on each variable with a gradient; returns the step counter."""
+    def apply_gradients(self, grads_and_vars: Iterable[tuple],
+                        apply: tf.Tensor | None = None) -> tf.Variable:
+        """One Adam step on each variable with a gradient; returns the step counter.
+
+        `apply` (a boolean tensor) skips the whole step when false, as a loss scale
+        needs after an overflow. Under a distribution strategy the gradients are
+        summed over replicas here, then each variable's copies are updated alike.
+        """
         # Like Keras, a None gradient leaves its variable alone.
         pairs = [(g, v) for g, v in grads_and_vars if g is not None]
         if not self.built:
             self.build([v for _, v in pairs])
-        step = tf.cast(self.iterations + 1, tf.float32)
-        beta_1_power = tf.pow(tf.constant(self.beta_1, tf.float32), step)
-        beta_2_power = tf.pow(tf.constant(self.beta_2, tf.float32), step)
-        alpha = self.learning_rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        for grad, var in pairs:
-            self._update(tf.convert_to_tensor(grad, var.dtype), var, alpha)
-        self.iterations.assign_add(1)
+        context = tf.distribute.get_replica_context()
+        if context is None or not tf.distribute.has_strategy():
+            return self._apply(tf.distribute.get_strategy(), pairs, apply)
+        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, [g for g, _ in pairs])
+        return context.merge_call(self._apply,
+                                  args=(list(zip(grads, [v for _, v in pairs])), apply))
+
+    def _apply(self, strategy: tf.distribute.Strategy, pairs: list[tuple],
+               apply: tf.Tensor | None) -> tf.Variable:
+        """The step in cross-replica context: one update per variable and device."""
+        def step() -> tf.Tensor:
+            count = tf.cast(self.iterations + 1, tf.float32)
+            beta_1_power = tf.pow(tf.constant(self.beta_1, tf.float32), count)
+            beta_2_power = tf.pow(tf.constant(self.beta_2, tf.float32), count)
+            alpha = self.learning_rate * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+            for grad, var in pairs:
+                m, v = self._slots(var)
+                # Per device, update() hands _update that device's copy of each variable.
+                strategy.extended.update(var, self._update, args=(grad, alpha, m, v),
+                                         group=False)
+            strategy.extended.update(self.iterations, lambda it: it.assign_add(1), group=False)
+            return tf.constant(True)
+
+        if apply is None:
+            step()
+        else:
+            tf.cond(apply, step, lambda: tf.constant(False))
         return self.iterations
 
-    def _update(self, grad: tf.Tensor, var: tf.Variable, alpha: tf.Tensor) -> None:
-        """Move one variable, in Keras' order of operations so float32 rounding agrees."""
+    def _slots(self, var: tf.Variable) -> tuple[tf.Variable, tf.Variable]:
+        """The momentum and velocity of `var`."""
         index = self._slot_index.get(var.ref())
         if index is None:
             raise ValueError(f"Adam was built for other variables than {var.name}; "
                              "make a new optimizer for a new model")
-        m, v = self.momentums[index], self.velocities[index]
+        return self.momentums[index], self.velocities[index]
+
+    def _update(self, var: tf.Variable, grad: tf.Tensor, alpha: tf.Tensor, m: tf.Variable,
+                v: tf.Variable) -> None:
+        """Move one variable, in Keras' order of operations so float32 rounding agrees."""
+        grad = tf.convert_to_tensor(grad, var.dtype)
         m.assign_add((grad - m) * (1 - self.beta_1))
         v.assign_add((tf.square(grad) - v) * (1 - self.beta_2))
         var.assign_sub((m * alpha) / (tf.sqrt(v) + self.epsilon))

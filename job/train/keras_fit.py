@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from job.nets import keras as nets
+from job.runtime import Runtime, local_runtime
 from job.train import common, inputs
 
 BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn}
@@ -39,26 +40,34 @@ class EpochLog(keras.callbacks.Callback):
             self.log(common.format_epoch(self.task.name, record, epochs))
 
 
-def fit(task: common.Task, split: common.Split, log: Callable[[str], None]) -> common.Trained:
+def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
+        runtime: Runtime | None = None) -> common.Trained:
     """Train `task` on `split` and return the model with its history."""
+    runtime = runtime or local_runtime()
     train_cfg = task.train
     keras.utils.set_random_seed(train_cfg.seed)
-    model = BUILDERS[task.arch](task.spec, train_cfg.seed)
-    model.compile(optimizer=keras.optimizers.Adam(train_cfg.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"], jit_compile=False)
+    # Keras' precision policy is global: set it for every model, so none inherits another's.
+    keras.mixed_precision.set_global_policy(runtime.mixed_precision)
+    with runtime.strategy.scope():
+        model = BUILDERS[task.arch](task.spec, train_cfg.seed)
+        # compile wraps Adam in a LossScaleOptimizer under mixed_float16, as the TF loop
+        # scales its loss itself.
+        model.compile(optimizer=keras.optimizers.Adam(train_cfg.learning_rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"], jit_compile=runtime.jit_compile)
     trained = common.Trained(task.name, task.arch, task.style, model.count_params())
     stopper = early_stopping(train_cfg.early_stopping)
     callbacks = [EpochLog(task, trained, log),
                  keras.callbacks.TensorBoard(log_dir=str(task.logdir), write_graph=False),
                  stopper]
+    batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
+    batches = inputs.training_batches(split.train_x, split.train_y, batch, task.order_seed, 0,
+                                      train_cfg.epochs)
     started = time.perf_counter()
-    model.fit(inputs.training_batches(split.train_x, split.train_y, train_cfg.batch_size,
-                                      task.order_seed, 0, train_cfg.epochs),
+    model.fit(batches,
               epochs=train_cfg.epochs,
-              steps_per_epoch=inputs.steps_per_epoch(len(split.train_x), train_cfg.batch_size),
-              validation_data=inputs.evaluation_batches(split.val_x, split.val_y,
-                                                        train_cfg.batch_size),
+              steps_per_epoch=inputs.steps_per_epoch(len(split.train_x), batch),
+              validation_data=inputs.evaluation_batches(split.val_x, split.val_y, batch),
               shuffle=False,  # the dataset is already shuffled, per epoch, by seed
               callbacks=callbacks, verbose=0)
     trained.train_seconds = time.perf_counter() - started

@@ -11,21 +11,28 @@ import tensorflow as tf
 
 from job.nets import tf as nets
 from job.train import common, inputs
+from job.runtime import Runtime, local_runtime
 from job.train.adam import Adam
 from job.train.early_stopping import EarlyStopping
+from job.train.loss_scale import LossScale
 
 BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn}
 
 
-def fit(task: common.Task, split: common.Split, log: Callable[[str], None]) -> common.Trained:
+def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
+        runtime: Runtime | None = None) -> common.Trained:
     """Train `task` on `split` and return the model with its history."""
+    runtime = runtime or local_runtime()
     tf.random.set_seed(task.train.seed)
-    model = BUILDERS[task.arch](task.spec, task.train.seed)
-    optimizer = Adam(task.train.learning_rate)
-    optimizer.build(model.trainable_variables)  # slots created eagerly: one trace, not two
+    with runtime.strategy.scope():
+        model = BUILDERS[task.arch](task.spec, task.train.seed, runtime.compute_dtype)
+        optimizer = Adam(task.train.learning_rate)
+        optimizer.build(model.trainable_variables)  # slots created eagerly: one trace, not two
+        loss_scale = LossScale() if runtime.scales_loss else None
     trained = common.Trained(task.name, task.arch, task.style, nets.count_params(model))
     started = time.perf_counter()
-    stopper = run_epochs(model, optimizer, task, split, trained, log)
+    steps = make_steps(model, optimizer, loss_scale, runtime)
+    stopper = run_epochs(model, steps, optimizer, task, split, trained, log, runtime)
     if stopper.restore_best_weights and stopper.best_weights is not None:
         set_weights(model, stopper.best_weights)
     trained.train_seconds = time.perf_counter() - started
@@ -38,21 +45,25 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None]) -> c
     return trained
 
 
-def run_epochs(model: tf.Module, optimizer: Adam, task: common.Task, split: common.Split,
-               trained: common.Trained, log: Callable[[str], None]) -> EarlyStopping:
+def run_epochs(model: tf.Module, steps: tuple, optimizer: Adam, task: common.Task,
+               split: common.Split, trained: common.Trained, log: Callable[[str], None],
+               runtime: Runtime) -> EarlyStopping:
     """The epoch loop: train, validate, record, log, write TensorBoard, maybe stop."""
     train_cfg = task.train
-    train_step, eval_step = make_steps(model, optimizer)
-    steps = inputs.steps_per_epoch(len(split.train_x), train_cfg.batch_size)
-    batches = iter(inputs.training_batches(split.train_x, split.train_y, train_cfg.batch_size,
-                                           task.order_seed, 0, train_cfg.epochs))
-    validation = inputs.evaluation_batches(split.val_x, split.val_y, train_cfg.batch_size)
+    train_step, eval_step = steps
+    batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
+    strategy = runtime.strategy
+    n_steps = inputs.steps_per_epoch(len(split.train_x), batch)
+    batches = iter(strategy.experimental_distribute_dataset(inputs.training_batches(
+        split.train_x, split.train_y, batch, task.order_seed, 0, train_cfg.epochs)))
+    validation = strategy.experimental_distribute_dataset(
+        inputs.evaluation_batches(split.val_x, split.val_y, batch))
     writers = {kind: tf.summary.create_file_writer(str(task.logdir / kind))
                for kind in ("train", "validation")}
     stopper = EarlyStopping(train_cfg.early_stopping)
     for epoch in range(train_cfg.epochs):
         start = time.perf_counter()
-        loss, accuracy = average(train_step(x, y) for x, y in take(batches, steps))
+        loss, accuracy = average(train_step(x, y) for x, y in take(batches, n_steps))
         val_loss, val_accuracy = average(eval_step(x, y) for x, y in validation)
         logs = {"loss": loss, "accuracy": accuracy,
                 "val_loss": val_loss, "val_accuracy": val_accuracy}
@@ -70,31 +81,53 @@ def run_epochs(model: tf.Module, optimizer: Adam, task: common.Task, split: comm
     return stopper
 
 
-def make_steps(model: tf.Module, optimizer: Adam) -> tuple[Callable, Callable]:
-    """Compiled train and eval steps returning (summed loss, correct count, batch size)."""
+def make_steps(model: tf.Module, optimizer: Adam, loss_scale: LossScale | None,
+               runtime: Runtime) -> tuple[Callable, Callable]:
+    """Compiled train and eval steps returning (summed loss, correct count, batch size),
+    summed over replicas. XLA compiles each replica's computation, not the
+    cross-replica parts (gradient all-reduce, optimizer), which XLA cannot span."""
+    strategy = runtime.strategy
+    variables = model.trainable_variables
+
     def batch_sums(logits: tf.Tensor, y: tf.Tensor, losses: tf.Tensor) -> tuple:
         correct = tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), y)
         return (tf.reduce_sum(losses), tf.reduce_sum(tf.cast(correct, tf.float32)),
                 tf.cast(tf.shape(y)[0], tf.float32))
 
-    # Relaxed shapes: the last, smaller batch must not trigger a second trace.
-    @tf.function(reduce_retracing=True)
-    def train_step(x, y):
+    @tf.function(jit_compile=runtime.jit_compile, reduce_retracing=True)
+    def gradients(x, y):
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
             losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
-            loss = tf.reduce_mean(losses)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return batch_sums(logits, y, losses)
+            # Mean over the global batch, so gradients summed over replicas are the mean.
+            loss = tf.nn.compute_average_loss(losses)
+            if loss_scale is not None:
+                loss = loss_scale.scale_loss(loss)
+        return tape.gradient(loss, variables), batch_sums(logits, y, losses)
 
-    @tf.function(reduce_retracing=True)
-    def eval_step(x, y):
+    def replica_train_step(x, y):
+        grads, sums = gradients(x, y)
+        if loss_scale is None:
+            optimizer.apply_gradients(zip(grads, variables))
+        else:
+            grads = loss_scale.unscale(grads)
+            optimizer.apply_gradients(zip(grads, variables), apply=loss_scale.update(grads))
+        return sums
+
+    @tf.function(jit_compile=runtime.jit_compile, reduce_retracing=True)
+    def replica_eval_step(x, y):
         logits = model(x, training=False)
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
         return batch_sums(logits, y, losses)
 
-    return train_step, eval_step
+    def across_replicas(step: Callable) -> Callable:
+        @tf.function(reduce_retracing=True)
+        def run(x, y):
+            sums = strategy.run(step, args=(x, y))
+            return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums)
+        return run
+
+    return across_replicas(replica_train_step), across_replicas(replica_eval_step)
 
 
 def take(iterator, steps: int):
