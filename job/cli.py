@@ -8,9 +8,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from job.errors import JobError
+from job.errors import ConfigError, JobError, RunError
+from job.interrupt import Interrupted
 
 EXIT_JOB_ERROR = 2
+# EX_TEMPFAIL: "try again later" — what a scheduler should read from a preempted run.
+EXIT_INTERRUPTED = 75
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -19,7 +22,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train the configured models into a new run")
-    train.add_argument("--config", required=True, type=Path, help="YAML config file")
+    train.add_argument("--config", type=Path, help="YAML config file (not with --resume)")
+    train.add_argument("--resume", nargs="?", const="", metavar="RUN",
+                       help="continue an interrupted run (default: the newest unfinished one)")
+    train.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                       help="where --resume looks for the newest unfinished run")
     train.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3")
     train.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -56,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_train(args)
         return {"download": run_download, "submit": run_submit, "runs": run_runs}[
             args.command](args)
+    except Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except JobError as e:
         if args.debug:
             raise
@@ -92,11 +102,29 @@ def run_train(args: argparse.Namespace) -> int:
     from job import pipeline
     from job.config import load_config
 
-    config = load_config(args.config, args.overrides)
-    run = pipeline.train(config, pipeline.print_line, pipeline.print_warning)
+    if args.resume is not None:
+        if args.config or args.overrides:
+            raise ConfigError("--resume continues a run with its own config.yaml; "
+                              "drop --config/--set")
+        run_dir = Path(args.resume) if args.resume else newest_unfinished(args.runs_dir)
+        run = pipeline.resume(run_dir, pipeline.print_line, pipeline.print_warning)
+    elif args.config is None:
+        raise ConfigError("train needs --config FILE (or --resume [RUN])")
+    else:
+        config = load_config(args.config, args.overrides)
+        run = pipeline.train(config, pipeline.print_line, pipeline.print_warning)
     if run is not None:   # a non-chief worker has no run folder of its own
         print(run.path)
     return 0
+
+
+def newest_unfinished(runs_dir: Path) -> Path:
+    """The most recent run that did not complete, for a bare --resume."""
+    from job.run import find_runs, summarize_run
+    unfinished = [r for r in find_runs(runs_dir) if summarize_run(r)["status"] != "complete"]
+    if not unfinished:
+        raise RunError(f"{runs_dir}: no unfinished run to resume")
+    return unfinished[-1].path
 
 
 def run_download(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ take arrays and return arrays and numbers.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from typing import Callable
 import yaml
 
 from job import config as config_mod
-from job import data, manifest, report, runtime, sources, submission
+from job import data, interrupt, manifest, report, runtime, sources, submission
 from job.config import Config
-from job.run import Run, create_run, mark_latest
+from job.errors import RunError
+from job.run import Run, create_run, mark_latest, utc_now
 from job.selection import select_best
 from job.train import common
 from job.train.common import Split, Task, Trained
@@ -50,12 +52,49 @@ def train(config: Config, log: Log, warn: Log) -> Run | None:
     record["data"] = manifest.describe_data(prepared)
     record["runtime"] = rt.describe()
     run.write_json("manifest.json", record)
+    return complete(config, prepared, run, record, log, rt)
+
+
+def resume(run_dir: Path, log: Log, warn: Log) -> Run:
+    """Continue an interrupted run in its own folder: finished models are kept, the
+    interrupted one continues from its last epoch-end checkpoint."""
+    run = Run(Path(run_dir))
+    if not (run.path / "manifest.json").is_file():
+        raise RunError(f"{run.path}: not a run folder; name one under runs/")
+    record = run.read_json("manifest.json")
+    if record.get("status") == "complete":
+        raise RunError(f"{run.path}: run is complete; there is nothing to resume")
+    config = config_mod.replace_name(config_mod.load_config(run.path / "config.yaml"),
+                                     record["config"])
+    rt = runtime.setup(config.runtime)
+    runtime.check_models(rt, config.models)
+    prepared = prepare_data(config, log, warn)
+    if prepared.arrays.hashes != record["data"]["sha256"]:
+        raise RunError(f"{run.path}: the data changed since this run started (the CSVs' "
+                       "sha256 differ); restore that data or start a new run")
+    log(f"resuming {run.id} ({record.get('error', record.get('status'))})")
+    record.setdefault("resumed", []).append(utc_now().isoformat(timespec="seconds"))
+    record.update(status="running", finished=None)
+    record.pop("error", None)
+    run.write_json("manifest.json", record)
+    return complete(config, prepared, run, record, log, rt)
+
+
+def complete(config: Config, prepared: Prepared, run: Run, record: dict, log: Log,
+             rt: runtime.Runtime) -> Run:
+    """Train into `run` and stamp its manifest with how that ended."""
     try:
-        train_and_evaluate(config, prepared, run, record, log, rt)
+        with interrupt.catching():
+            train_and_evaluate(config, prepared, run, record, log, rt)
     except BaseException as e:
-        manifest.finish(record, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed",
+        stopped = isinstance(e, (interrupt.Interrupted, KeyboardInterrupt))
+        manifest.finish(record, "interrupted" if stopped else "failed",
                         error=str(e).splitlines()[0] if str(e) else type(e).__name__)
         run.write_json("manifest.json", record)
+        if stopped:
+            raise interrupt.Interrupted(
+                f"{e or 'stopped'}; the run keeps its last epoch-end checkpoint: resume with "
+                f"`python -m job train --resume {run.path}`") from None
         raise
     manifest.finish(record, "complete")
     run.write_json("manifest.json", record)
@@ -89,11 +128,12 @@ def prepare_data(config: Config, log: Log, warn: Log) -> Prepared:
 def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dict,
                        log: Log, rt: runtime.Runtime | None = None) -> dict:
     """Train every configured model, pick the best, write every output."""
-    (run.path / "models").mkdir()
+    (run.path / "models").mkdir(exist_ok=True)
     predictors, models = {}, []
     for task in make_tasks(config, run):
-        trained, row = train_one(task, prepared.split, run, log, rt)
-        predictors[task.name] = trained.predict_logits
+        predictor, row = reuse_finished(task, run, log) or train_one(
+            task, prepared.split, run, log, rt)
+        predictors[task.name] = predictor
         models.append(row)
     best = select_best(models)
     log(f"best: {best['name']} (val accuracy {best['val_accuracy']:.4f})")
@@ -102,6 +142,7 @@ def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dic
                                 prepared.dir / "sample_submission.csv")
     metrics = {"best": best["name"], "models": models}
     run.write_json("metrics.json", metrics)
+    shutil.rmtree(run.path / "checkpoints", ignore_errors=True)   # every model is saved
     run.write_text("report.md", report.format_report(run.id, record, metrics))
     return metrics
 
@@ -114,13 +155,26 @@ def make_tasks(config: Config, run: Run) -> list[Task]:
         tasks.append(Task(name=name, arch=arch, style=style,
                           spec=getattr(config.arch, arch), train=config.train,
                           order_seed=config.data.seed,
-                          logdir=run.path / "tensorboard" / name))
+                          logdir=run.path / "tensorboard" / name,
+                          checkpoint_dir=run.path / "checkpoints" / name))
     return tasks
 
 
+def reuse_finished(task: Task, run: Run, log: Log) -> tuple | None:
+    """A model a resumed run already finished: its saved predictor and results row."""
+    row_file = run.path / "models" / f"{task.name}.json"
+    if not row_file.is_file():
+        return None
+    from job.train import keras_fit, tf_loop
+    load = {"tf": tf_loop.load_predictor, "keras": keras_fit.load_predictor}[task.style]
+    log(f"{task.name:<10} already trained in this run; reusing it")
+    return load(run.path / "models", task), run.read_json(f"models/{task.name}.json")
+
+
 def train_one(task: Task, split: Split, run: Run, log: Log,
-              rt: runtime.Runtime | None = None) -> tuple[Trained, dict]:
-    """Train one model in its style, score it, save it, log its hyperparameters."""
+              rt: runtime.Runtime | None = None) -> tuple:
+    """Train one model in its style, score it, save it, log its hyperparameters; then
+    its results row marks it finished and its checkpoints can go."""
     from job.train import keras_fit, tf_loop  # TensorFlow loads only when training starts
     fit = {"tf": tf_loop.fit, "keras": keras_fit.fit}[task.style]
     log(f"{task.name:<10} training ({'plain TensorFlow loop' if task.style == 'tf' else 'Keras fit'})")
@@ -130,12 +184,15 @@ def train_one(task: Task, split: Split, run: Run, log: Log,
     common.write_hparams(task.logdir, common.hparams_of(trained, task.spec, task.train))
     log(f"{task.name:<10} done: val accuracy {scores['val_accuracy']:.4f}, "
         f"{trained.epochs_run} epochs, {trained.seconds_per_epoch:.2f}s/epoch")
-    return trained, {"name": trained.name, "arch": trained.arch, "style": trained.style,
-            "params": trained.params, "epochs_run": trained.epochs_run,
-            "best_epoch": trained.best_epoch, **scores,
-            "train_seconds": round(trained.train_seconds, 3),
-            "seconds_per_epoch": round(trained.seconds_per_epoch, 4),
-            "history": trained.history}
+    row = {"name": trained.name, "arch": trained.arch, "style": trained.style,
+           "params": trained.params, "epochs_run": trained.epochs_run,
+           "best_epoch": trained.best_epoch, **scores,
+           "train_seconds": round(trained.train_seconds, 3),
+           "seconds_per_epoch": round(trained.seconds_per_epoch, 4),
+           "history": trained.history}
+    run.write_json(f"models/{task.name}.json", row)
+    shutil.rmtree(task.checkpoint_dir, ignore_errors=True)
+    return trained.predict_logits, row
 
 
 def print_line(line: str) -> None:

@@ -53,7 +53,9 @@ def test_run_folder_contents(smoke_run):
             "models", "tensorboard"} <= names
     assert not [n for n in names if n.startswith(".")]
     assert {p.name for p in (run / "models").iterdir()} == {
-        "ffn-tf", "cnn-tf", "ffn-keras.keras", "cnn-keras.keras"}
+        "ffn-tf", "cnn-tf", "ffn-keras.keras", "cnn-keras.keras",
+        *(f"{name}.json" for name in MODEL_NAMES)}   # each model's results row
+    assert not (run / "checkpoints").exists()      # a completed run keeps no checkpoints
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["data"]["source"] == "sample"

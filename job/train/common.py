@@ -135,3 +135,25 @@ class Task:
     train: Any         # TrainConfig
     order_seed: int    # data.seed: fixes the per-epoch shuffling
     logdir: Path       # runs/<run>/tensorboard/<name>
+    checkpoint_dir: Path | None = None   # epoch-end checkpoints; resumed from when present
+
+
+STOPPING_FIELDS = ("wait", "best", "best_epoch", "stopped_epoch")
+
+
+def stopping_state(stopper: Any) -> dict:
+    """Early stopping's progress; keras' callback and the TF tracker share field names."""
+    return {name: getattr(stopper, name) for name in STOPPING_FIELDS}
+
+
+def restore_stopping(stopper: Any, state: dict, best_weights: list | None) -> None:
+    """Continue early stopping where a checkpoint left it."""
+    for name in STOPPING_FIELDS:
+        setattr(stopper, name, state[name])
+    stopper.best_weights = best_weights
+
+
+def checkpoint_state(trained: Trained, stopper: Any, seconds: float) -> dict:
+    """The small part of a checkpoint: history, early stopping, time spent so far."""
+    return {"history": trained.history, "early_stopping": stopping_state(stopper),
+            "train_seconds": seconds}

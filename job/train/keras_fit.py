@@ -9,9 +9,10 @@ from typing import Callable
 import keras
 import numpy as np
 
+from job import interrupt
 from job.nets import keras as nets
 from job.runtime import Runtime, local_runtime
-from job.train import common, inputs
+from job.train import checkpoint, common, inputs
 
 BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn}
 
@@ -29,6 +30,11 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
 
+    def on_train_batch_end(self, batch, logs=None):
+        # A stop signal abandons the epoch, as in the TF loop: raising here skips the
+        # epoch-end callbacks, so no half epoch reaches TensorBoard or a checkpoint.
+        interrupt.check(f"{self.task.name} epoch {len(self.trained.history) + 1}")
+
     def on_epoch_end(self, epoch, logs=None):
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         record = common.epoch_record(epoch, logs or {}, time.perf_counter() - self.started,
@@ -38,6 +44,62 @@ class EpochLog(keras.callbacks.Callback):
         epochs = self.task.train.epochs
         if common.should_log(epoch, self.task.train.log_every, epochs):
             self.log(common.format_epoch(self.task.name, record, epochs))
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """The built-in callback, which can pick up a checkpoint's state (on_train_begin
+    would otherwise reset it)."""
+
+    def __init__(self, resume: tuple[dict, list | None] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.resume = resume
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.resume:
+            common.restore_stopping(self, *self.resume)
+
+
+class Checkpoint(keras.callbacks.Callback):
+    """Saves the epoch-end checkpoint (after EarlyStopping has judged the epoch)."""
+
+    def __init__(self, task: common.Task, trained: common.Trained,
+                 stopper: keras.callbacks.EarlyStopping, started: float):
+        super().__init__()
+        self.task, self.trained, self.stopper, self.started = task, trained, stopper, started
+
+    def on_epoch_end(self, epoch, logs=None):
+        arrays = {"model": self.model.get_weights(),
+                  "optimizer": [v.numpy() for v in self.model.optimizer.variables],
+                  "rng": [g.state.numpy() for g in seed_generators(self.model)],
+                  "best": self.stopper.best_weights}
+        state = common.checkpoint_state(self.trained, self.stopper,
+                                        time.perf_counter() - self.started)
+        checkpoint.save(self.task.checkpoint_dir, self.trained.epochs_run, arrays, state)
+
+
+def seed_generators(model: keras.Model) -> list:
+    """The dropout layers' random generators, whose state a resumed run continues."""
+    return [layer.seed_generator for layer in model.layers
+            if getattr(layer, "seed_generator", None) is not None]
+
+
+def resume(task: common.Task, model: keras.Model, trained: common.Trained,
+           log: Callable[[str], None]) -> tuple[int, float, tuple | None]:
+    """Load the last checkpoint into the compiled model, if there is one:
+    (first epoch to run, seconds already spent, early stopping's saved state)."""
+    found = checkpoint.load(task.checkpoint_dir) if task.checkpoint_dir else None
+    if found is None:
+        return 0, 0.0, None
+    saved, arrays = found
+    model.optimizer.build(model.trainable_variables)
+    model.set_weights(arrays["model"])
+    checkpoint.assign(model.optimizer.variables, arrays["optimizer"], "optimizer")
+    checkpoint.assign([g.state for g in seed_generators(model)], arrays["rng"], "dropout RNG")
+    trained.history = saved["history"]
+    log(f"{task.name:<10} resuming after epoch {saved['epochs_done']}")
+    return saved["epochs_done"], saved["train_seconds"], (saved["early_stopping"],
+                                                           arrays["best"])
 
 
 def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
@@ -55,21 +117,29 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
         model.compile(optimizer=keras.optimizers.Adam(train_cfg.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"], jit_compile=runtime.jit_compile)
-    trained = common.Trained(task.name, task.arch, task.style, model.count_params())
-    stopper = early_stopping(train_cfg.early_stopping)
+        trained = common.Trained(task.name, task.arch, task.style, model.count_params())
+        first_epoch, spent, stopping = resume(task, model, trained, log)
+    started = time.perf_counter() - spent
+    stopper = early_stopping(train_cfg.early_stopping, stopping)
     callbacks = [EpochLog(task, trained, log),
                  keras.callbacks.TensorBoard(log_dir=str(task.logdir), write_graph=False),
                  stopper]
+    if task.checkpoint_dir:
+        callbacks.append(Checkpoint(task, trained, stopper, started))
     batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
-    batches = inputs.training_batches(split.train_x, split.train_y, batch, task.order_seed, 0,
-                                      train_cfg.epochs)
-    started = time.perf_counter()
-    model.fit(batches,
-              epochs=train_cfg.epochs,
-              steps_per_epoch=inputs.steps_per_epoch(len(split.train_x), batch),
-              validation_data=inputs.evaluation_batches(split.val_x, split.val_y, batch),
-              shuffle=False,  # the dataset is already shuffled, per epoch, by seed
-              callbacks=callbacks, verbose=0)
+    batches = inputs.training_batches(split.train_x, split.train_y, batch, task.order_seed,
+                                      first_epoch, train_cfg.epochs)
+    finished = first_epoch >= train_cfg.epochs or (stopping and stopping[0]["stopped_epoch"])
+    if finished:   # interrupted after its last epoch's checkpoint: only the ending is left
+        stopper.set_model(model)
+        stopper.on_train_begin()
+        stopper.on_train_end()   # restores the best weights, as at the end of fit
+    else:
+        model.fit(batches, initial_epoch=first_epoch, epochs=train_cfg.epochs,
+                  steps_per_epoch=inputs.steps_per_epoch(len(split.train_x), batch),
+                  validation_data=inputs.evaluation_batches(split.val_x, split.val_y, batch),
+                  shuffle=False,  # the dataset is already shuffled, per epoch, by seed
+                  callbacks=callbacks, verbose=0)
     trained.train_seconds = time.perf_counter() - started
     trained.best_epoch = stopper.best_epoch + 1
     if stopper.stopped_epoch:
@@ -80,10 +150,10 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
     return trained
 
 
-def early_stopping(config) -> keras.callbacks.EarlyStopping:
+def early_stopping(config, resume: tuple | None = None) -> ResumableEarlyStopping:
     """The built-in callback, configured from the same section as the TF tracker."""
-    return keras.callbacks.EarlyStopping(
-        monitor=config.monitor, mode=config.resolved_mode, patience=config.patience,
+    return ResumableEarlyStopping(
+        resume, monitor=config.monitor, mode=config.resolved_mode, patience=config.patience,
         min_delta=config.min_delta, restore_best_weights=config.restore_best_weights)
 
 
@@ -99,3 +169,9 @@ def save_model(model: keras.Model, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.keras")
     model.save(tmp)
     tmp.rename(path)
+
+
+def load_predictor(folder: Path, task: common.Task) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits from a .keras archive written by `save_model`."""
+    model = keras.models.load_model(folder / f"{task.name}.keras", compile=False)
+    return make_predictor(model, task.train.batch_size)

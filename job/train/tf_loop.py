@@ -9,8 +9,9 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from job import interrupt
 from job.nets import tf as nets
-from job.train import common, inputs
+from job.train import checkpoint, common, inputs
 from job.runtime import Runtime, local_runtime
 from job.train.adam import Adam
 from job.train.early_stopping import EarlyStopping
@@ -21,7 +22,7 @@ BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn}
 
 def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
         runtime: Runtime | None = None) -> common.Trained:
-    """Train `task` on `split` and return the model with its history."""
+    """Train `task` on `split` (from its last checkpoint, if any) and return the model."""
     runtime = runtime or local_runtime()
     tf.random.set_seed(task.train.seed)
     with runtime.strategy.scope():
@@ -29,10 +30,13 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
         optimizer = Adam(task.train.learning_rate)
         optimizer.build(model.trainable_variables)  # slots created eagerly: one trace, not two
         loss_scale = LossScale() if runtime.scales_loss else None
+    state = State(model, optimizer, loss_scale)
     trained = common.Trained(task.name, task.arch, task.style, nets.count_params(model))
-    started = time.perf_counter()
+    stopper = EarlyStopping(task.train.early_stopping)
+    first_epoch, spent = state.resume(task, trained, stopper, log)
+    started = time.perf_counter() - spent
     steps = make_steps(model, optimizer, loss_scale, runtime)
-    stopper = run_epochs(model, steps, optimizer, task, split, trained, log, runtime)
+    run_epochs(state, steps, task, split, trained, stopper, first_epoch, started, log, runtime)
     if stopper.restore_best_weights and stopper.best_weights is not None:
         set_weights(model, stopper.best_weights)
     trained.train_seconds = time.perf_counter() - started
@@ -45,40 +49,90 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
     return trained
 
 
-def run_epochs(model: tf.Module, steps: tuple, optimizer: Adam, task: common.Task,
-               split: common.Split, trained: common.Trained, log: Callable[[str], None],
-               runtime: Runtime) -> EarlyStopping:
-    """The epoch loop: train, validate, record, log, write TensorBoard, maybe stop."""
+class State:
+    """What a checkpoint holds for the TF loop: model, optimizer, loss scale, dropout RNG."""
+
+    def __init__(self, model: tf.Module, optimizer: Adam, loss_scale: LossScale | None):
+        self.model, self.optimizer, self.loss_scale = model, optimizer, loss_scale
+
+    def optimizer_variables(self) -> list:
+        return list(self.optimizer.variables) + list(
+            self.loss_scale.variables if self.loss_scale else [])
+
+    def save(self, task: common.Task, trained: common.Trained, stopper: EarlyStopping,
+             seconds: float) -> None:
+        """Checkpoint after the epoch just recorded in `trained.history`."""
+        arrays = {"model": [v.numpy() for v in self.model.variables],
+                  "optimizer": [v.numpy() for v in self.optimizer_variables()],
+                  "rng": [self.model.rng.state.numpy()], "best": stopper.best_weights}
+        checkpoint.save(task.checkpoint_dir, trained.epochs_run, arrays,
+                        common.checkpoint_state(trained, stopper, seconds))
+
+    def resume(self, task: common.Task, trained: common.Trained, stopper: EarlyStopping,
+               log: Callable[[str], None]) -> tuple[int, float]:
+        """Load the last checkpoint, if any: (first epoch to run, seconds already spent)."""
+        found = checkpoint.load(task.checkpoint_dir) if task.checkpoint_dir else None
+        if found is None:
+            return 0, 0.0
+        saved, arrays = found
+        checkpoint.assign(self.model.variables, arrays["model"], "model")
+        checkpoint.assign(self.optimizer_variables(), arrays["optimizer"], "optimizer")
+        self.model.rng.state.assign(arrays["rng"][0])
+        common.restore_stopping(stopper, saved["early_stopping"], arrays["best"])
+        trained.history = saved["history"]
+        log(f"{task.name:<10} resuming after epoch {saved['epochs_done']}")
+        return saved["epochs_done"], saved["train_seconds"]
+
+
+def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Split,
+               trained: common.Trained, stopper: EarlyStopping, first_epoch: int,
+               started: float, log: Callable[[str], None], runtime: Runtime) -> None:
+    """The epoch loop: train, validate, record, log, write TensorBoard, checkpoint, maybe
+    stop. A stop signal abandons the epoch in progress; its checkpoint is the last one."""
     train_cfg = task.train
     train_step, eval_step = steps
     batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
     strategy = runtime.strategy
     n_steps = inputs.steps_per_epoch(len(split.train_x), batch)
     batches = iter(strategy.experimental_distribute_dataset(inputs.training_batches(
-        split.train_x, split.train_y, batch, task.order_seed, 0, train_cfg.epochs)))
+        split.train_x, split.train_y, batch, task.order_seed, first_epoch, train_cfg.epochs)))
     validation = strategy.experimental_distribute_dataset(
         inputs.evaluation_batches(split.val_x, split.val_y, batch))
     writers = {kind: tf.summary.create_file_writer(str(task.logdir / kind))
                for kind in ("train", "validation")}
-    stopper = EarlyStopping(train_cfg.early_stopping)
-    for epoch in range(train_cfg.epochs):
-        start = time.perf_counter()
-        loss, accuracy = average(train_step(x, y) for x, y in take(batches, n_steps))
-        val_loss, val_accuracy = average(eval_step(x, y) for x, y in validation)
-        logs = {"loss": loss, "accuracy": accuracy,
-                "val_loss": val_loss, "val_accuracy": val_accuracy}
-        learning_rate = float(optimizer.learning_rate.numpy())
-        record = common.epoch_record(epoch, logs, time.perf_counter() - start, learning_rate)
-        trained.history.append(record)
-        common.check_finite(task.name, record)
-        if common.should_log(epoch, train_cfg.log_every, train_cfg.epochs):
-            log(common.format_epoch(task.name, record, train_cfg.epochs))
-        write_scalars(writers, epoch, logs, learning_rate)
-        if stopper.update(epoch, logs, lambda: [v.numpy() for v in model.variables]):
-            break
-    for writer in writers.values():
-        writer.close()
-    return stopper
+    try:
+        for epoch in range(first_epoch, train_cfg.epochs):
+            if stopper.stopped_epoch:
+                break   # resumed after the epoch that stopped training
+            start = time.perf_counter()
+            where = f"{task.name} epoch {epoch + 1}"
+            loss, accuracy = average(checked(train_step(x, y), where)
+                                     for x, y in take(batches, n_steps))
+            val_loss, val_accuracy = average(eval_step(x, y) for x, y in validation)
+            logs = {"loss": loss, "accuracy": accuracy,
+                    "val_loss": val_loss, "val_accuracy": val_accuracy}
+            learning_rate = float(state.optimizer.learning_rate.numpy())
+            record = common.epoch_record(epoch, logs, time.perf_counter() - start,
+                                         learning_rate)
+            trained.history.append(record)
+            common.check_finite(task.name, record)
+            if common.should_log(epoch, train_cfg.log_every, train_cfg.epochs):
+                log(common.format_epoch(task.name, record, train_cfg.epochs))
+            write_scalars(writers, epoch, logs, learning_rate)
+            stop = stopper.update(epoch, logs, lambda: [v.numpy() for v in state.model.variables])
+            if task.checkpoint_dir:
+                state.save(task, trained, stopper, time.perf_counter() - started)
+            if stop:
+                break
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def checked(sums: tuple, where: str) -> tuple:
+    """Pass a step's sums on, unless a stop signal arrived during the step."""
+    interrupt.check(where)
+    return sums
 
 
 def make_steps(model: tf.Module, optimizer: Adam, loss_scale: LossScale | None,
@@ -182,3 +236,14 @@ def save_module(model: tf.Module, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tf.saved_model.save(model, str(tmp), signatures={"serving_default": serve})
     tmp.rename(path)
+
+
+def load_predictor(folder: Path, task: common.Task) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits from a SavedModel written by `save_module` (log-probabilities: same argmax)."""
+    serve = tf.saved_model.load(str(folder / task.name)).signatures["serving_default"]
+
+    def predict_logits(images: np.ndarray) -> np.ndarray:
+        chunks = [serve(pixels=tf.constant(images[i:i + 4096]))["probabilities"].numpy()
+                  for i in range(0, len(images), 4096)]
+        return np.log(np.concatenate(chunks) + 1e-30)
+    return predict_logits
