@@ -8,7 +8,7 @@ RUNS ?= runs
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train download submit test test-all tensorboard runs
+.PHONY: help venv train download submit test test-all tensorboard runs lint
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,3 +41,34 @@ tensorboard: $(STAMP) ## show training curves of every run: tensorboard --logdir
 
 runs: $(STAMP) ## list runs with their data source, best model and val accuracy
 	$(PY) -m job runs --runs-dir $(RUNS)
+
+# --- the GPU image (docker/Dockerfile) -------------------------------------------------------
+# DOCKER="sudo docker" where the user is not in the docker group (scripts/cloud_vm.sh does).
+DOCKER ?= docker
+IMAGE ?= digit-job
+TF_VERSION := $(shell sed -n 's/^tensorflow==//p' requirements.txt)
+DATA ?= data
+# docker-train runs configs/gpu.yaml unless CONFIG is given (`make train` keeps default.yaml).
+# (Not DOCKER_CONFIG: the docker client reads that variable as its own settings folder.)
+DOCKER_TRAIN_CONFIG ?= $(if $(filter file,$(origin CONFIG)),configs/gpu.yaml,$(CONFIG))
+# Kaggle credentials: this folder is mounted read-only if it exists; the variables are passed
+# by name only, so their values never appear on a command line.
+KAGGLE_DIR ?= $(or $(KAGGLE_CONFIG_DIR),$(HOME)/.kaggle)
+DOCKER_RUN = $(DOCKER) run --rm --user "$$(id -u):$$(id -g)" -v "$(abspath $(RUNS)):/app/runs" \
+	$(if $(wildcard $(KAGGLE_DIR)),-v "$(abspath $(KAGGLE_DIR)):/home/app/.kaggle:ro") \
+	-e KAGGLE_USERNAME -e KAGGLE_KEY -e KAGGLE_API_TOKEN
+.PHONY: docker-build docker-train docker-submit
+
+docker-build: ## build the GPU image digit-job:<tensorflow pin> and :latest
+	$(DOCKER) build -f docker/Dockerfile --build-arg TF_VERSION=$(TF_VERSION) -t $(IMAGE):$(TF_VERSION) -t $(IMAGE):latest .
+
+docker-train: ## train CONFIG (default configs/gpu.yaml) in the image on all GPUs; runs/, data/ on the host
+	@mkdir -p "$(DATA)" "$(RUNS)"
+	$(DOCKER_RUN) --gpus all -v "$(abspath $(DATA)):/app/data" -v "$(CURDIR)/configs:/app/configs:ro" \
+		$(IMAGE):$(TF_VERSION) train --config $(DOCKER_TRAIN_CONFIG)
+
+docker-submit: ## submit RUN (default runs/latest) from the image, no Python needed; ARGS as for submit
+	$(DOCKER_RUN) $(IMAGE):$(TF_VERSION) submit --runs-dir runs $(if $(RUN),--run $(RUN)) $(ARGS)
+
+lint: $(STAMP) ## hadolint docker/Dockerfile; shellcheck scripts/*.sh and .ci/run
+	$(VENV)/bin/hadolint docker/Dockerfile && $(VENV)/bin/shellcheck scripts/*.sh .ci/run
