@@ -58,8 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.command == "train":
-            if not args.debug:
-                import_tensorflow_quietly()
             return run_train(args)
         return {"download": run_download, "submit": run_submit, "runs": run_runs}[
             args.command](args)
@@ -71,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_JOB_ERROR
+
+
+def quiet_start(args: argparse.Namespace) -> None:
+    """Load TensorFlow now, quietly unless --debug."""
+    if not args.debug:
+        import_tensorflow_quietly()
 
 
 def import_tensorflow_quietly() -> None:
@@ -102,16 +106,19 @@ def run_train(args: argparse.Namespace) -> int:
     from job import pipeline
     from job.config import load_config
 
+    # The config is checked before TensorFlow loads (seconds), so a typo fails at once.
     if args.resume is not None:
         if args.config or args.overrides:
             raise ConfigError("--resume continues a run with its own config.yaml; "
                               "drop --config/--set")
         run_dir = Path(args.resume) if args.resume else newest_unfinished(args.runs_dir)
+        quiet_start(args)
         run = pipeline.resume(run_dir, pipeline.print_line, pipeline.print_warning)
     elif args.config is None:
         raise ConfigError("train needs --config FILE (or --resume [RUN])")
     else:
         config = load_config(args.config, args.overrides)
+        quiet_start(args)
         run = pipeline.train(config, pipeline.print_line, pipeline.print_warning)
     if run is not None:   # a non-chief worker has no run folder of its own
         print(run.path)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -95,6 +97,7 @@ class TrainConfig:
     batch_size: int = _f(128, lo=1)
     learning_rate: float = _f(1e-3, lo=0.0, lo_open=True)
     log_every: int = _f(1, lo=1)
+    steps_per_execution: int = _f(1, lo=1)
     seed: int = _f(0, lo=0)
     early_stopping: EarlyStoppingConfig = _f(EarlyStoppingConfig)
 
@@ -155,9 +158,10 @@ def check_message(template: str, origin: Origin) -> None:
     """The submission message template may only use the placeholders we fill in."""
     try:
         template.format(**MESSAGE_FIELDS)
-    except (KeyError, IndexError, ValueError) as e:
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as e:
         raise ConfigError(
-            f"{origin.where('kaggle.message')}: invalid template ({type(e).__name__}: {e}); "
+            f"{origin.where('kaggle.message')}: invalid template ({type(e).__name__}: "
+            f"{printable(str(e))}); "
             f"placeholders: {', '.join('{' + k + '}' for k in MESSAGE_FIELDS)}") from None
 
 
@@ -234,6 +238,10 @@ def read_yaml(path: Path) -> dict:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        # An unclosed [ or quote is noticed lines later: name where it was opened too.
+        start, context = getattr(e, "context_mark", None), getattr(e, "context", None)
+        if start and context and mark and start.line != mark.line:
+            problem += f" ({context} that starts on line {start.line + 1})"
         raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
     if raw is None:
         raise ConfigError(f"{path}: config file is empty; copy configs/default.yaml to start")
@@ -247,7 +255,8 @@ def apply_override(raw: dict, item: str) -> str:
     """Set one `a.b.c=value` (value parsed as YAML) into the raw mapping; return the key."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set {item}: expected dotted.key=value, e.g. train.epochs=3")
+        raise ConfigError(f"--set {printable(item)}: expected dotted.key=value, "
+                          "e.g. train.epochs=3")
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
@@ -257,7 +266,7 @@ def apply_override(raw: dict, item: str) -> str:
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {item}: {part} is not a section")
+            raise ConfigError(f"--set {printable(item)}: {printable(part)} is not a section")
         node = child
     node[parts[-1]] = value
     return key.strip()
@@ -288,7 +297,7 @@ def unknown_key(source: str, prefix: str, key: str, cls: type) -> str:
         hint = f" (did you mean {(close or nested)[0]}?)"
     else:
         hint = f" (known keys here: {', '.join(known_keys(cls, nested=False))})"
-    return f"{source}: unknown key {prefix}{key}{hint}"
+    return f"{source}: unknown key {prefix}{printable(key)}{hint}"
 
 
 def known_keys(cls: type, nested: bool = True) -> list[str]:
@@ -331,7 +340,9 @@ def check(hint: Any, value: Any, meta: Any, source: Origin, key: str) -> Any:
             raise fail("an integer" + range_text(meta))
         return check_range(value, meta, fail, "an integer")
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # NaN passes every range check by failing every comparison; inf is no setting either.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
             raise fail("a number" + range_text(meta))
         return check_range(float(value), meta, fail, "a number")
     if hint is str:
@@ -380,12 +391,19 @@ def range_text(meta: Any) -> str:
 def describe(value: Any) -> str:
     """How a found value is shown in a message: strings quoted, others as YAML."""
     if isinstance(value, str):
-        return f'"{value}"'
+        return f'"{printable(value)}"'
     if value is None:
         return "nothing (null)"
     if isinstance(value, (dict, list)):
-        return type(value).__name__ if isinstance(value, dict) else f"list {value}"
-    return str(value).lower() if isinstance(value, bool) else str(value)
+        return type(value).__name__ if isinstance(value, dict) else f"list {printable(str(value))}"
+    return str(value).lower() if isinstance(value, bool) else printable(str(value))
+
+
+def printable(text: str, limit: int = 60) -> str:
+    """Text for a one-line message: line breaks and control characters escaped, cut short."""
+    text = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]",
+                  lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def replace_name(config: Config, name: str) -> Config:

@@ -16,7 +16,7 @@ from typing import Callable
 import yaml
 
 from job import config as config_mod
-from job import data, interrupt, manifest, report, runtime, sources, submission
+from job import data, interrupt, manifest, preflight, report, runtime, sources, submission
 from job.config import Config
 from job.errors import RunError
 from job.run import Run, create_run, mark_latest, utc_now
@@ -42,6 +42,8 @@ def train(config: Config, log: Log, warn: Log) -> Run | None:
     mark it latest. A non-chief worker returns None: the chief writes the outputs."""
     rt = runtime.setup(config.runtime)
     runtime.check_models(rt, config.models)
+    if rt.is_chief:   # before the data: a run that cannot be saved must not start
+        preflight.check_runs_dir(Path(config.output.runs_dir))
     prepared = prepare_data(config, log, warn)
     if not rt.is_chief:
         train_as_worker(config, prepared, rt, log)
@@ -68,6 +70,7 @@ def resume(run_dir: Path, log: Log, warn: Log) -> Run:
                                      record["config"])
     rt = runtime.setup(config.runtime)
     runtime.check_models(rt, config.models)
+    preflight.check_runs_dir(run.path)
     prepared = prepare_data(config, log, warn)
     if prepared.arrays.hashes != record["data"]["sha256"]:
         raise RunError(f"{run.path}: the data changed since this run started (the CSVs' "

@@ -8,6 +8,7 @@ format, and the same bytes were not submitted before (Kaggle caps daily submissi
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -32,17 +33,56 @@ def resolve_run(run_dir: Path | None, runs_dir: Path) -> Run:
 
 def check_run(run: Run) -> tuple[dict, dict]:
     """A complete run trained on the competition's data: its manifest and metrics."""
-    manifest = run.read_json("manifest.json")
+    manifest = read_record(run, "manifest.json")
     if manifest.get("status") != "complete":
         raise SubmissionError(f"{run.path}: run is {manifest.get('status')}, not complete; "
                               "submit a finished run")
-    source = manifest.get("data", {}).get("source")
+    data = manifest.get("data") if isinstance(manifest.get("data"), dict) else {}
+    source = data.get("source")
     if source != "kaggle":
         raise SubmissionError(
             f"{run.path}: trained on {source} data, not the competition's: its predictions "
             "are not for Kaggle's test set; train with data.source: kaggle (or auto with "
             "credentials) and submit that run")
-    return manifest, run.read_json("metrics.json")
+    rows = data.get("test_rows")
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        raise RunError(f"{run.path / 'manifest.json'}: data.test_rows: expected the number of "
+                       f"test images, found {'nothing' if rows is None else rows}; {DAMAGED}")
+    metrics = read_record(run, "metrics.json")
+    best_model(run, metrics)
+    return manifest, metrics
+
+
+DAMAGED = "the run folder is damaged or not the job's: train a new run"
+
+
+def read_record(run: Run, name: str) -> dict:
+    """A JSON object the run wrote, or a RunError saying the folder is not usable."""
+    path = run.path / name
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path}: file not found; {DAMAGED}") from None
+    except OSError as e:
+        raise RunError(f"{path}: cannot read it ({e.strerror}); {DAMAGED}") from None
+    except ValueError as e:   # not JSON, or not UTF-8
+        raise RunError(f"{path}: not valid JSON ({e}); {DAMAGED}") from None
+    if not isinstance(record, dict):
+        raise RunError(f"{path}: expected a JSON object, found {type(record).__name__}; "
+                       f"{DAMAGED}")
+    return record
+
+
+def best_model(run: Run, metrics: dict) -> dict:
+    """The best model's entry in metrics.json, with its scores."""
+    models = metrics.get("models") if isinstance(metrics.get("models"), list) else []
+    best = next((m for m in models if isinstance(m, dict) and "name" in m
+                 and m["name"] == metrics.get("best")), None)
+    if best is None or not isinstance(best.get("val_accuracy"), (int, float)) \
+            or not isinstance(best.get("epochs_run"), int):
+        raise RunError(f"{run.path / 'metrics.json'}: no scores for the best model "
+                       f"{metrics.get('best')}; {DAMAGED}")
+    return best
 
 
 def check_file(path: Path, rows: int) -> None:
@@ -51,8 +91,8 @@ def check_file(path: Path, rows: int) -> None:
         raise SubmissionError(f"{path}: file not found")
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     if not lines or lines[0].strip() != "ImageId,Label":
-        found = lines[0][:40] if lines else "an empty file"
-        raise SubmissionError(f"{path} line 1: expected header ImageId,Label, found \"{found}\"")
+        found = f'"{lines[0][:40]}"' if lines else "an empty file"
+        raise SubmissionError(f"{path} line 1: expected header ImageId,Label, found {found}")
     if len(lines) - 1 != rows:
         raise SubmissionError(f"{path}: expected {rows} prediction rows (one per test image), "
                               f"found {len(lines) - 1}")
@@ -73,7 +113,18 @@ def sha256_of(path: Path) -> str:
 def read_records(run: Run) -> list[dict]:
     """The submissions made from a run, oldest first."""
     path = run.path / SUBMISSIONS
-    return run.read_json(SUBMISSIONS) if path.is_file() else []
+    if not path.is_file():
+        return []
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        records = e
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        why = f" ({records})" if isinstance(records, Exception) else ""
+        # Not skipped: it may record the very predictions about to be submitted again.
+        raise RunError(f"{path}: not a list of submissions{why}; repair or delete it "
+                       "(Kaggle's submissions page lists what was sent)")
+    return records
 
 
 def find_previous(runs_dir: Path, digest: str) -> tuple[Run, dict] | None:
@@ -87,7 +138,7 @@ def find_previous(runs_dir: Path, digest: str) -> tuple[Run, dict] | None:
 
 def format_message(config: Config, run: Run, metrics: dict) -> str:
     """The default description: kaggle.message filled in for this run."""
-    best = next(m for m in metrics["models"] if m["name"] == metrics["best"])
+    best = best_model(run, metrics)
     return config.kaggle.message.format(run_id=run.id, best=best["name"],
                                         val_accuracy=best["val_accuracy"],
                                         epochs=best["epochs_run"], config=config.name)
