@@ -21,8 +21,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP) ## create .venv from the pinned requirements (done by the targets that need it)
 
-train: $(STAMP) ## train all models with CONFIG (default configs/default.yaml) into runs/
-	$(PY) -m job train --config $(CONFIG)
+train: $(STAMP) ## train all models with CONFIG (default configs/default.yaml); RESUME=runs/<id> continues one
+	$(PY) -m job train $(if $(RESUME),--resume $(RESUME),--config $(CONFIG))
 
 download: $(STAMP) ## download the competition data (CONFIG's data.dir); FORCE=1 refreshes it
 	$(PY) -m job download --config $(CONFIG) $(if $(FORCE),--force)
