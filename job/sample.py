@@ -45,19 +45,19 @@ def ensure_sample(folder: Path) -> Path:
 
 def _write_sample(folder: Path) -> None:
     """Write the four sample CSVs into an existing `folder`."""
-    images, labels = _framed_digits()
+    images, labels = framed_digits()
     train, test = _split(labels)
     ids = np.arange(1, len(test) + 1)
-    _write_csv(folder / "train.csv", ["label", *_PIXELS],
+    write_csv(folder / "train.csv", ["label", *_PIXELS],
                np.column_stack([labels[train], images[train]]))
-    _write_csv(folder / "test.csv", _PIXELS, images[test])
-    _write_csv(folder / "sample_submission.csv", ["ImageId", "Label"],
+    write_csv(folder / "test.csv", _PIXELS, images[test])
+    write_csv(folder / "sample_submission.csv", ["ImageId", "Label"],
                np.column_stack([ids, np.zeros_like(ids)]))
-    _write_csv(folder / "test_labels.csv", ["ImageId", "Label"],
+    write_csv(folder / "test_labels.csv", ["ImageId", "Label"],
                np.column_stack([ids, labels[test]]))
 
 
-def _framed_digits() -> tuple[np.ndarray, np.ndarray]:
+def framed_digits() -> tuple[np.ndarray, np.ndarray]:
     """All 1,797 digits as uint8 (N, 784) images framed like MNIST, and their labels."""
     from scipy.ndimage import zoom  # imported here: nothing heavy at import time
     from sklearn.datasets import load_digits
@@ -79,7 +79,7 @@ def _split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                             stratify=labels, random_state=SEED)
 
 
-def _write_csv(path: Path, header: list[str], rows: np.ndarray) -> None:
+def write_csv(path: Path, header: list[str], rows: np.ndarray) -> None:
     """Write integers under a header, comma-separated, one row a line."""
     lines = [",".join(header), *(",".join(map(str, row)) for row in rows.tolist())]
     path.write_text("\n".join(lines) + "\n", newline="\n")

@@ -100,7 +100,8 @@ def test_float16_tf_loop_skips_the_step_on_overflow(tmp_path, split):
     scale = LossScale(initial=2.0 ** 60)   # float16 overflows: the step must be skipped
     steps = tf_loop.make_steps(model, optimizer, scale, local_runtime("mixed_float16"))
     before = [v.numpy() for v in model.trainable_variables]
-    steps[0](tf.cast(split.train_x[:32], tf.float32) / 255, tf.constant(split.train_y[:32], tf.int32))
+    batch = (tf.cast(split.train_x[:32], tf.float32) / 255, tf.constant(split.train_y[:32], tf.int32))
+    steps[0](iter(tf.data.Dataset.from_tensors(batch)), tf.constant(1))
     assert all(np.array_equal(a, b.numpy()) for a, b in zip(before, model.trainable_variables))
     assert float(scale.scale) == 2.0 ** 59 and int(optimizer.iterations) == 0
 

@@ -84,14 +84,14 @@ def test_an_incomplete_sample_is_generated_again(generated, tmp_path):
 
 
 def test_an_interrupted_generation_leaves_nothing_behind(tmp_path, monkeypatch):
-    real_write = sample._write_csv
+    real_write = sample.write_csv
 
     def write_then_stop(path, header, rows):
         if path.name == "sample_submission.csv":
             raise KeyboardInterrupt
         real_write(path, header, rows)
 
-    monkeypatch.setattr(sample, "_write_csv", write_then_stop)
+    monkeypatch.setattr(sample, "write_csv", write_then_stop)
     with pytest.raises(KeyboardInterrupt):
         sample.ensure_sample(tmp_path / "sample")
     assert list(tmp_path.iterdir()) == []

@@ -116,7 +116,8 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
         # scales its loss itself.
         model.compile(optimizer=keras.optimizers.Adam(train_cfg.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], jit_compile=runtime.jit_compile)
+                      metrics=["accuracy"], jit_compile=runtime.jit_compile,
+                      steps_per_execution=train_cfg.steps_per_execution)
         trained = common.Trained(task.name, task.arch, task.style, model.count_params())
         first_epoch, spent, stopping = resume(task, model, trained, log)
     started = time.perf_counter() - spent

@@ -90,7 +90,7 @@ def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Spli
     """The epoch loop: train, validate, record, log, write TensorBoard, checkpoint, maybe
     stop. A stop signal abandons the epoch in progress; its checkpoint is the last one."""
     train_cfg = task.train
-    train_step, eval_step = steps
+    train_steps, evaluate = steps
     batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
     strategy = runtime.strategy
     n_steps = inputs.steps_per_epoch(len(split.train_x), batch)
@@ -105,10 +105,10 @@ def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Spli
             if stopper.stopped_epoch:
                 break   # resumed after the epoch that stopped training
             start = time.perf_counter()
-            where = f"{task.name} epoch {epoch + 1}"
-            loss, accuracy = average(checked(train_step(x, y), where)
-                                     for x, y in take(batches, n_steps))
-            val_loss, val_accuracy = average(eval_step(x, y) for x, y in validation)
+            loss, accuracy = average(train_epoch(train_steps, batches, n_steps,
+                                                 train_cfg.steps_per_execution,
+                                                 f"{task.name} epoch {epoch + 1}"))
+            val_loss, val_accuracy = average(evaluate(validation))
             logs = {"loss": loss, "accuracy": accuracy,
                     "val_loss": val_loss, "val_accuracy": val_accuracy}
             learning_rate = float(state.optimizer.learning_rate.numpy())
@@ -129,16 +129,10 @@ def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Spli
             writer.close()
 
 
-def checked(sums: tuple, where: str) -> tuple:
-    """Pass a step's sums on, unless a stop signal arrived during the step."""
-    interrupt.check(where)
-    return sums
-
-
 def make_steps(model: tf.Module, optimizer: Adam, loss_scale: LossScale | None,
                runtime: Runtime) -> tuple[Callable, Callable]:
-    """Compiled train and eval steps returning (summed loss, correct count, batch size),
-    summed over replicas. XLA compiles each replica's computation, not the
+    """Compiled training (n steps from an iterator) and evaluation (a whole dataset), each
+    returning [summed loss, correct count, examples] over all replicas. XLA compiles each replica's computation, not the
     cross-replica parts (gradient all-reduce, optimizer), which XLA cannot span."""
     strategy = runtime.strategy
     variables = model.trainable_variables
@@ -174,29 +168,44 @@ def make_steps(model: tf.Module, optimizer: Adam, loss_scale: LossScale | None,
         losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
         return batch_sums(logits, y, losses)
 
-    def across_replicas(step: Callable) -> Callable:
-        @tf.function(reduce_retracing=True)
-        def run(x, y):
-            sums = strategy.run(step, args=(x, y))
-            return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None) for s in sums)
-        return run
+    def step_sums(step: Callable, x, y) -> tf.Tensor:
+        sums = strategy.run(step, args=(x, y))
+        return tf.stack([strategy.reduce(tf.distribute.ReduceOp.SUM, s, axis=None)
+                         for s in sums])
 
-    return across_replicas(replica_train_step), across_replicas(replica_eval_step)
+    # Several steps per call, as Keras' steps_per_execution: one Python round trip (and
+    # one read of the sums) per `n` batches instead of per batch.
+    @tf.function
+    def train_steps(iterator, n):
+        sums = tf.zeros([3])
+        for _ in tf.range(n):
+            x, y = next(iterator)
+            sums += step_sums(replica_train_step, x, y)
+        return sums
+
+    @tf.function
+    def evaluate(dataset):
+        sums = tf.zeros([3])
+        for x, y in dataset:
+            sums += step_sums(replica_eval_step, x, y)
+        return sums
+
+    return train_steps, evaluate
 
 
-def take(iterator, steps: int):
-    """The next `steps` batches of an iterator that spans all epochs."""
-    for _ in range(steps):
-        yield next(iterator)
+def train_epoch(train_steps: Callable, batches, n_steps: int, per_call: int,
+                where: str) -> tf.Tensor:
+    """One epoch's batches, `per_call` at a time; a stop signal is honoured between calls."""
+    sums = tf.zeros([3])
+    for done in range(0, n_steps, per_call):
+        sums += train_steps(batches, tf.constant(min(per_call, n_steps - done)))
+        interrupt.check(where)
+    return sums
 
 
-def average(sums) -> tuple[float, float]:
+def average(sums: tf.Tensor) -> tuple[float, float]:
     """Sample-weighted mean loss and accuracy over an epoch, as Keras computes them."""
-    loss = correct = count = 0.0
-    for batch_loss, batch_correct, batch_count in sums:
-        loss += float(batch_loss)
-        correct += float(batch_correct)
-        count += float(batch_count)
+    loss, correct, count = (float(v) for v in sums.numpy())
     return loss / count, correct / count
 
 

@@ -1,0 +1,193 @@
+"""Measure the job on Kaggle-sized data: CSV ingest, seconds per epoch in both styles,
+peak memory of a whole run. A measurement, not a test: it prints a table and writes
+the numbers to JSON; nothing asserts on them.
+
+Run: make bench   (or: .venv/bin/python scripts/bench.py --epochs 3 --out bench.json)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+TRAIN_ROWS, TEST_ROWS = 42_000, 28_000   # the competition's sizes
+MODELS = ("ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=REPO / "configs/default.yaml")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per model (>= 2)")
+    parser.add_argument("--out", type=Path, default=Path("bench.json"))
+    parser.add_argument("--workdir", type=Path, help="keep the generated data here")
+    parser.add_argument("--skip-memory", action="store_true", help="no full-run memory probe")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="config override for the timed models, e.g. train.batch_size=256")
+    return parser.parse_args()
+
+
+def make_kaggle_sized(folder: Path, seed: int = 0) -> None:
+    """42,000 labelled and 28,000 unlabelled digits in the Kaggle layout: the embedded
+    digits, each randomly shifted by up to 3 pixels and lightly noised."""
+    from job.sample import framed_digits, write_csv
+    images, labels = framed_digits()
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(images), TRAIN_ROWS + TEST_ROWS)
+    shifted = np.empty((len(picks), 28, 28), np.uint8)
+    for i, (dy, dx) in enumerate(rng.integers(-3, 4, (len(picks), 2))):
+        shifted[i] = np.roll(images[picks[i]].reshape(28, 28), (dy, dx), axis=(0, 1))
+    noise = rng.integers(0, 24, shifted.shape) * (rng.random(shifted.shape) < 0.05)
+    pixels = np.clip(shifted.astype(np.int16) + noise, 0, 255).astype(np.uint8).reshape(-1, 784)
+    header = [f"pixel{i}" for i in range(784)]
+    folder.mkdir(parents=True, exist_ok=True)
+    write_csv(folder / "train.csv", ["label", *header],
+              np.column_stack([labels[picks[:TRAIN_ROWS]], pixels[:TRAIN_ROWS]]))
+    write_csv(folder / "test.csv", header, pixels[TRAIN_ROWS:])
+    ids = np.arange(1, TEST_ROWS + 1)
+    write_csv(folder / "sample_submission.csv", ["ImageId", "Label"],
+              np.column_stack([ids, np.zeros_like(ids)]))
+
+
+def best_of(runs: int, fn) -> float:
+    """The fastest of a few timings (the least disturbed by the rest of the machine)."""
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure_ingest(folder: Path) -> dict:
+    """The job's first parse, pandas' defaults on the same files, the job's cached reload."""
+    import shutil
+
+    import pandas as pd
+
+    from job import data
+
+    def first_parse() -> None:
+        shutil.rmtree(folder / ".cache", ignore_errors=True)
+        data.load_arrays(folder)
+
+    def pandas_read() -> None:
+        pd.read_csv(folder / "train.csv")
+        pd.read_csv(folder / "test.csv")
+
+    parse = best_of(3, first_parse)
+    pandas = best_of(3, pandas_read)
+    data.load_arrays(folder)   # leaves the cache in place
+    reload = best_of(5, lambda: data.load_arrays(folder))
+    return {"first_parse_s": parse, "pandas_read_csv_s": pandas, "cached_reload_s": reload,
+            "parse_vs_pandas": parse / pandas, "reload_vs_pandas": reload / pandas}
+
+
+def measure_models(folder: Path, config, epochs: int) -> list[dict]:
+    """Each model for a fixed number of epochs (early stopping off), same data and spec."""
+    from job import data
+    from job.config import EarlyStoppingConfig
+    from job.train import keras_fit, tf_loop
+    from job.train.common import Split, Task, score
+
+    arrays = data.load_arrays(folder)
+    split = Split(*data.split_validation(arrays.train_images, arrays.train_labels,
+                                         config.data.val_fraction, config.data.seed))
+    never_stop = EarlyStoppingConfig(patience=epochs, restore_best_weights=False)
+    train = replace(config.train, epochs=epochs, log_every=epochs, early_stopping=never_stop)
+    rows = []
+    with tempfile.TemporaryDirectory() as logs:
+        for name in config.models:
+            arch, style = name.split("-")
+            task = Task(name, arch, style, getattr(config.arch, arch), train,
+                        config.data.seed, Path(logs) / name)
+            fit = {"tf": tf_loop.fit, "keras": keras_fit.fit}[style]
+            trained = fit(task, split, lambda line: print(line, flush=True))
+            per_epoch = statistics.median(h["seconds"] for h in trained.history[1:])
+            rows.append({"model": name, "seconds_per_epoch": per_epoch,
+                         "first_epoch_s": trained.history[0]["seconds"],
+                         "images_per_s": len(split.train_x) / per_epoch,
+                         **score(trained.predict_logits(split.val_x), split.val_y)})
+    return rows
+
+
+def measure_memory(folder: Path, config_path: Path, workdir: Path) -> dict:
+    """Peak resident memory of a whole `python -m job train` (1 epoch per model)."""
+    command = ["/usr/bin/time", "-v", sys.executable, "-m", "job", "train",
+               "--config", str(config_path), "--set", "data.source=local",
+               "--set", f"data.dir={folder}", "--set", "train.epochs=1",
+               "--set", f"output.runs_dir={workdir / 'runs'}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {k: v for k, v in env.items() if not k.startswith("KAGGLE")}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
+    return {"peak_rss_mb": int(peak.group(1)) / 1024 if peak else None,
+            "exit_code": result.returncode}
+
+
+def ratios(rows: list[dict]) -> dict:
+    """Keras / TF seconds per epoch, per family."""
+    by_name = {r["model"]: r for r in rows}
+    return {arch: by_name[f"{arch}-keras"]["seconds_per_epoch"]
+            / by_name[f"{arch}-tf"]["seconds_per_epoch"]
+            for arch in ("ffn", "cnn") if {f"{arch}-tf", f"{arch}-keras"} <= set(by_name)}
+
+
+def print_table(result: dict) -> None:
+    ingest = result["ingest"]
+    print(f"\nCSV ingest (train.csv {TRAIN_ROWS:,} rows + test.csv {TEST_ROWS:,} rows)")
+    print(f"  job first parse   {ingest['first_parse_s']:.3f} s  "
+          f"({ingest['parse_vs_pandas']:.2f}x pandas)")
+    print(f"  pandas.read_csv   {ingest['pandas_read_csv_s']:.3f} s")
+    print(f"  job cached reload {ingest['cached_reload_s'] * 1000:.1f} ms "
+          f"({ingest['reload_vs_pandas'] * 100:.2f}% of pandas)")
+    print(f"\n{'model':<10} {'s/epoch':>8} {'images/s':>9} {'val_acc':>8} {'val_loss':>9}")
+    for r in result["models"]:
+        print(f"{r['model']:<10} {r['seconds_per_epoch']:>8.2f} {r['images_per_s']:>9.0f} "
+              f"{r['val_accuracy']:>8.4f} {r['val_loss']:>9.4f}")
+    for arch, ratio in result["keras_over_tf"].items():
+        print(f"Keras/TF seconds per epoch, {arch}: {ratio:.3f}")
+    if result.get("memory"):
+        print(f"peak RSS of a full run: {result['memory']['peak_rss_mb']:.0f} MB")
+
+
+def main() -> None:
+    args = parse_args()
+    from job.config import load_config
+    config = load_config(args.config, args.overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = args.workdir or Path(tmp)
+        folder = workdir / "data"
+        if not (folder / "train.csv").is_file():
+            print(f"generating Kaggle-sized data in {folder}", flush=True)
+            make_kaggle_sized(folder)
+        result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                  "config": str(args.config), "overrides": args.overrides,
+                  "epochs": args.epochs, "batch_size": config.train.batch_size,
+                  "steps_per_execution": config.train.steps_per_execution,
+                  "ingest": measure_ingest(folder)}
+        result["models"] = measure_models(folder, config, args.epochs)
+        result["keras_over_tf"] = ratios(result["models"])
+        if not args.skip_memory:
+            result["memory"] = measure_memory(folder, args.config, workdir)
+    print_table(result)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
