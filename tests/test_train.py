@@ -129,3 +129,17 @@ def test_training_learns_on_the_sample(tmp_path, sample_split, arch, style):
     first, last = trained.history[0], trained.history[-1]
     assert last["loss"] <= first["loss"] / 2
     assert last["val_accuracy"] >= 0.8
+
+
+@pytest.mark.parametrize("per_call", [4, 16])
+def test_steps_per_execution_changes_speed_not_results(tmp_path, split, per_call):
+    """Several steps per compiled call (a divisor of the epoch's steps, so Keras never
+    runs into the next epoch's batches) train exactly as one step per call does."""
+    assert inputs.steps_per_call(10, per_call) == {4: 2, 16: 10}[per_call]
+    for style in ("tf", "keras"):
+        one = FIT[style](task(tmp_path / "one", style=style, epochs=2), split, lambda l: None)
+        many = FIT[style](task(tmp_path / "many", style=style, epochs=2,
+                               steps_per_execution=per_call), split, lambda l: None)
+        for a, b in zip(one.history, many.history):
+            assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+            assert a["val_accuracy"] == b["val_accuracy"]

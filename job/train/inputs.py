@@ -11,6 +11,13 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
+def steps_per_call(steps_per_epoch: int, wanted: int) -> int:
+    """The largest number of steps per compiled call, at most `wanted`, that divides an
+    epoch. Keras always runs whole executions: with a remainder it would train on the
+    next epoch's first batches, and the two styles would no longer see the same data."""
+    return max(k for k in range(1, min(wanted, steps_per_epoch) + 1) if steps_per_epoch % k == 0)
+
+
 def to_model_input(images: tf.Tensor) -> tf.Tensor:
     """uint8 pixels stay uint8 until the batch is cast, which keeps memory small."""
     return tf.cast(images, tf.float32) / 255.0

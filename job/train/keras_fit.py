@@ -110,6 +110,8 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
     keras.utils.set_random_seed(train_cfg.seed)
     # Keras' precision policy is global: set it for every model, so none inherits another's.
     keras.mixed_precision.set_global_policy(runtime.mixed_precision)
+    batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
+    n_steps = inputs.steps_per_epoch(len(split.train_x), batch)
     with runtime.strategy.scope():
         model = BUILDERS[task.arch](task.spec, train_cfg.seed)
         # compile wraps Adam in a LossScaleOptimizer under mixed_float16, as the TF loop
@@ -117,7 +119,8 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
         model.compile(optimizer=keras.optimizers.Adam(train_cfg.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"], jit_compile=runtime.jit_compile,
-                      steps_per_execution=train_cfg.steps_per_execution)
+                      steps_per_execution=inputs.steps_per_call(
+                          n_steps, train_cfg.steps_per_execution))
         trained = common.Trained(task.name, task.arch, task.style, model.count_params())
         first_epoch, spent, stopping = resume(task, model, trained, log)
     started = time.perf_counter() - spent
@@ -127,7 +130,6 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
                  stopper]
     if task.checkpoint_dir:
         callbacks.append(Checkpoint(task, trained, stopper, started))
-    batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
     batches = inputs.training_batches(split.train_x, split.train_y, batch, task.order_seed,
                                       first_epoch, train_cfg.epochs)
     finished = first_epoch >= train_cfg.epochs or (stopping and stopping[0]["stopped_epoch"])
@@ -137,7 +139,7 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
         stopper.on_train_end()   # restores the best weights, as at the end of fit
     else:
         model.fit(batches, initial_epoch=first_epoch, epochs=train_cfg.epochs,
-                  steps_per_epoch=inputs.steps_per_epoch(len(split.train_x), batch),
+                  steps_per_epoch=n_steps,
                   validation_data=inputs.evaluation_batches(split.val_x, split.val_y, batch),
                   shuffle=False,  # the dataset is already shuffled, per epoch, by seed
                   callbacks=callbacks, verbose=0)

@@ -94,6 +94,7 @@ def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Spli
     batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
     strategy = runtime.strategy
     n_steps = inputs.steps_per_epoch(len(split.train_x), batch)
+    per_call = inputs.steps_per_call(n_steps, train_cfg.steps_per_execution)
     batches = iter(strategy.experimental_distribute_dataset(inputs.training_batches(
         split.train_x, split.train_y, batch, task.order_seed, first_epoch, train_cfg.epochs)))
     validation = strategy.experimental_distribute_dataset(
@@ -105,8 +106,7 @@ def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Spli
             if stopper.stopped_epoch:
                 break   # resumed after the epoch that stopped training
             start = time.perf_counter()
-            loss, accuracy = average(train_epoch(train_steps, batches, n_steps,
-                                                 train_cfg.steps_per_execution,
+            loss, accuracy = average(train_epoch(train_steps, batches, n_steps, per_call,
                                                  f"{task.name} epoch {epoch + 1}"))
             val_loss, val_accuracy = average(evaluate(validation))
             logs = {"loss": loss, "accuracy": accuracy,
