@@ -22,7 +22,7 @@ import yaml
 
 from job.errors import ConfigError
 
-MODEL_NAMES = ("ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras")
+MODEL_NAMES = ("ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras", "lstm-tf", "lstm-keras")
 ACTIVATIONS = ("relu", "elu", "gelu", "tanh", "sigmoid")
 
 
@@ -70,9 +70,17 @@ class CNNSpec:
 
 
 @dataclass(frozen=True)
+class LSTMSpec:
+    units: tuple[int, ...] = _f((128,), lo=1, min_len=1)
+    dropout: float = _f(0.2, lo=0.0, hi=1.0, hi_open=True)
+    dense: tuple[int, ...] = _f((), lo=1)
+
+
+@dataclass(frozen=True)
 class ArchConfig:
     ffn: FFNSpec = _f(FFNSpec)
     cnn: CNNSpec = _f(CNNSpec)
+    lstm: LSTMSpec = _f(LSTMSpec)
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,26 @@ class EarlyStoppingConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    rotation_degrees: float = _f(0.0, lo=0.0, hi=180.0)
+    zoom: float = _f(0.0, lo=0.0, hi=1.0, hi_open=True)
+    shift: float = _f(0.0, lo=0.0, hi=0.5)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rotation_degrees or self.zoom or self.shift)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    kind: Literal["constant", "exponential", "plateau"] = "constant"
+    decay: float = _f(0.95, lo=0.0, hi=1.0, lo_open=True)
+    factor: float = _f(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    patience: int = _f(3, lo=0)
+    min_learning_rate: float = _f(1e-5, lo=0.0)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = _f(30, lo=1)
     batch_size: int = _f(128, lo=1)
@@ -100,6 +128,8 @@ class TrainConfig:
     steps_per_execution: int = _f(1, lo=1)
     seed: int = _f(0, lo=0)
     early_stopping: EarlyStoppingConfig = _f(EarlyStoppingConfig)
+    augment: AugmentConfig = _f(AugmentConfig)
+    lr_schedule: ScheduleConfig = _f(ScheduleConfig)
 
 
 @dataclass(frozen=True)
@@ -132,7 +162,9 @@ MESSAGE_FIELDS = {"run_id": "20261128T210000Z-default", "best": "cnn-keras",
 class Config:
     competition: str = "digit-recognizer"
     data: DataConfig = _f(DataConfig)
-    models: tuple[str, ...] = _f(MODEL_NAMES, choices=MODEL_NAMES, min_len=1)
+    # The LSTMs are opt-in (name them in `models`): they train several times slower.
+    models: tuple[str, ...] = _f(("ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras"),
+                                 choices=MODEL_NAMES, min_len=1)
     arch: ArchConfig = _f(ArchConfig)
     train: TrainConfig = _f(TrainConfig)
     output: OutputConfig = _f(OutputConfig)

@@ -44,8 +44,10 @@ def test_shipped_configs_set_and_comment_every_key(path):
     assert flat == set(known_keys(Config))
 
 
-def test_defaults_train_all_four_models(tmp_path):
-    assert load_config(write(tmp_path, "competition: digit-recognizer\n")).models == MODEL_NAMES
+def test_defaults_train_the_ffn_and_cnn_but_not_the_slower_lstm(tmp_path):
+    models = load_config(write(tmp_path, "competition: digit-recognizer\n")).models
+    assert models == ("ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras")
+    assert {"lstm-tf", "lstm-keras"} <= set(MODEL_NAMES)
 
 
 def test_overrides_are_typed_and_validated(tmp_path):
@@ -78,7 +80,8 @@ def test_resolved_config_round_trips(tmp_path):
      'c.yaml: data.source: expected one of auto | kaggle | local | sample, got "kagle" '
      "(did you mean kaggle?)"),
     ("models: [ffn-tf, cnn_keras]\n", [],
-     'c.yaml: models[1]: expected one of ffn-tf | ffn-keras | cnn-tf | cnn-keras, '
+     'c.yaml: models[1]: expected one of ffn-tf | ffn-keras | cnn-tf | cnn-keras | '
+     'lstm-tf | lstm-keras, '
      'got "cnn_keras" (did you mean cnn-keras?)'),
     ("models: []\n", [], "c.yaml: models: expected a list with at least 1 item(s), got list []"),
     ("models: [ffn-tf, ffn-tf]\n", [], "c.yaml: models: expected a list without repeats"),

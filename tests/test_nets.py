@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from job.config import CNNSpec, FFNSpec
+from job.config import CNNSpec, FFNSpec, LSTMSpec
 from job.errors import ConfigError
 from job.nets import keras as keras_nets
 from job.nets import tf as tf_nets
@@ -192,3 +192,69 @@ def test_same_seed_gives_same_initial_weights(style):
 def test_too_many_pooled_blocks_is_a_config_error(build):
     with pytest.raises(ConfigError, match="arch.cnn.pooling: none"):
         build(CNNSpec(filters=(2,) * 5, convs_per_block=1), seed=0)
+
+
+# LSTM over 28 steps of 28 pixels: per layer kernel (in, 4u), recurrent kernel (u, 4u) and
+# bias (4u), i.e. 4*(u*(in + u) + u); then Dense layers and the logits.
+#   LSTMSpec(): 4*(128*(28 + 128) + 128) = 4*20_096 = 80_384; logits 128*10 + 10 = 1_290;
+#   total 81_674
+LSTM_PINNED = 81_674
+LSTM_VARIANTS = [
+    LSTMSpec(units=(8,), dropout=0.0),
+    LSTMSpec(units=(8, 6), dense=(5,), dropout=0.5),   # 4*(8*36+8) + 4*(6*14+6) + 35 + 60
+    LSTMSpec(units=(4, 4, 4), dense=(6, 3)),
+]
+
+
+def lstm_layers(net) -> list[tf.Module]:
+    """The TF LSTM's LSTM and Dense modules in build order."""
+    return [*net.recurrent, *net.dense, net.logits]
+
+
+def test_lstm_parameter_count_is_pinned_in_both_styles():
+    model, net = keras_nets.build_lstm(LSTMSpec(), 0), tf_nets.build_lstm(LSTMSpec(), 0)
+    assert model.count_params() == tf_nets.count_params(net) == LSTM_PINNED
+
+
+@pytest.mark.parametrize("spec", LSTM_VARIANTS)
+def test_lstm_styles_start_identical(spec):
+    """Same parameter count, the same variables bit for bit, the same inference logits."""
+    model, net = keras_nets.build_lstm(spec, 7), tf_nets.build_lstm(spec, 7)
+    assert model.count_params() == tf_nets.count_params(net)
+    keras_layers = [layer for layer in model.layers if layer.weights]
+    assert len(keras_layers) == len(lstm_layers(net))
+    for keras_layer, tf_layer in zip(keras_layers, lstm_layers(net)):
+        expected, actual = by_name(keras_layer.weights), by_name(tf_layer.variables)
+        assert expected.keys() == actual.keys(), keras_layer.name
+        for name in expected:
+            np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    x = pixels(3)
+    np.testing.assert_allclose(net(x, training=False), model(x, training=False),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_lstm_recurrent_kernel_is_orthogonal_with_forget_bias_one():
+    layer = tf_nets.build_lstm(LSTMSpec(units=(8,)), 0).recurrent[0]
+    w = layer.recurrent_kernel.numpy()                     # (8, 32): orthonormal rows
+    np.testing.assert_allclose(w @ w.T, np.eye(8), atol=1e-5)
+    np.testing.assert_array_equal(layer.bias.numpy(), [0] * 8 + [1] * 8 + [0] * 16)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_lstm_outputs_logits_per_image_in_both_styles(training):
+    spec = LSTMSpec(units=(8, 8), dense=(4,))
+    model, net = keras_nets.build_lstm(spec, 0), tf_nets.build_lstm(spec, 0)
+    x = pixels(3)
+    assert tuple(model(x, training=training).shape) == (3, 10)
+    assert tuple(net(x, training=training).shape) == (3, 10)
+    assert net(tf.cast(x, tf.float16), training=training).dtype == tf.float32
+
+
+def test_lstm_dropout_acts_only_in_training():
+    spec = LSTMSpec(units=(16,), dropout=0.5)
+    model, net = keras_nets.build_lstm(spec, 0), tf_nets.build_lstm(spec, 0)
+    x = pixels()
+    for run in (lambda t: model(x, training=t), lambda t: net(x, training=t),
+                tf.function(lambda t: net(x, training=t))):
+        np.testing.assert_array_equal(run(False), run(False))
+        assert not np.array_equal(run(True), run(True))

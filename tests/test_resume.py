@@ -14,7 +14,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from job import interrupt
-from job.config import CNNSpec, EarlyStoppingConfig, TrainConfig
+from job.config import AugmentConfig, CNNSpec, EarlyStoppingConfig, ScheduleConfig, TrainConfig
 from job.train import keras_fit, tf_loop
 from job.train.common import Split, Task
 
@@ -32,9 +32,12 @@ def task(root: Path, style: str, checkpoints: Path) -> Task:
     # Dropout on: a resumed run must also continue the dropout generators' streams.
     spec = CNNSpec(filters=(4,), convs_per_block=1, dense=(16,), dropout=0.2, dense_dropout=0.2)
     stopping = EarlyStoppingConfig(monitor="val_accuracy", patience=2)
+    # Augmentation and a plateau schedule on too: their state must carry over as well.
     return Task(name=f"cnn-{style}", arch="cnn", style=style, spec=spec,
                 train=TrainConfig(epochs=5, batch_size=64, learning_rate=0.003,
-                                  early_stopping=stopping),
+                                  early_stopping=stopping,
+                                  augment=AugmentConfig(rotation_degrees=10, zoom=0.1),
+                                  lr_schedule=ScheduleConfig(kind="plateau", patience=0)),
                 order_seed=3, logdir=root / "tb", checkpoint_dir=checkpoints)
 
 
@@ -59,7 +62,7 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path, split, style):
     assert saved["epochs_done"] == 2
     resumed = FIT[style](interrupted_task, split, print)
     assert [r["epoch"] for r in resumed.history] == [r["epoch"] for r in whole.history]
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
         np.testing.assert_allclose([r[key] for r in resumed.history],
                                    [r[key] for r in whole.history], rtol=1e-5, err_msg=key)
     assert resumed.best_epoch == whole.best_epoch

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from job.config import CNNSpec, EarlyStoppingConfig, FFNSpec, TrainConfig
+from job.config import CNNSpec, EarlyStoppingConfig, FFNSpec, LSTMSpec, TrainConfig
 from job.errors import TrainingError
 from job.train import inputs, keras_fit, tf_loop
 from job.train.common import Split, Task
@@ -21,8 +21,10 @@ def split(digits):
 
 
 def task(tmp_path, arch="ffn", style="tf", **train) -> Task:
-    spec = FFNSpec(hidden=(32,), dropout=0.0) if arch == "ffn" else CNNSpec(
-        filters=(4,), convs_per_block=1, dense=(16,), dropout=0.0, dense_dropout=0.0)
+    spec = {"ffn": FFNSpec(hidden=(32,), dropout=0.0),
+            "cnn": CNNSpec(filters=(4,), convs_per_block=1, dense=(16,), dropout=0.0,
+                           dense_dropout=0.0),
+            "lstm": LSTMSpec(units=(16,), dropout=0.0)}[arch]
     settings = dict(epochs=3, batch_size=64, learning_rate=0.003, log_every=1,
                     early_stopping=EarlyStoppingConfig(patience=5))
     settings.update(train)
@@ -55,7 +57,7 @@ def test_last_partial_batch_is_kept():
     assert inputs.steps_per_epoch(10, 4) == 3
 
 
-@pytest.mark.parametrize("arch", ["ffn", "cnn"])
+@pytest.mark.parametrize("arch", ["ffn", "cnn", "lstm"])
 def test_styles_compute_the_same_training(tmp_path, split, arch):
     """Identical init, order and Adam: without dropout the histories agree closely."""
     histories = {}
@@ -143,3 +145,30 @@ def test_steps_per_execution_changes_speed_not_results(tmp_path, split, per_call
         for a, b in zip(one.history, many.history):
             assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
             assert a["val_accuracy"] == b["val_accuracy"]
+
+
+def test_augmentation_is_fixed_by_seed_epoch_and_batch():
+    from job.config import AugmentConfig
+    images = np.tile(np.arange(784, dtype=np.uint8) % 200, (8, 1))
+    labels = np.arange(8, dtype=np.uint8)
+    aug = AugmentConfig(rotation_degrees=10, zoom=0.1, shift=0.1)
+
+    def first_batches(first_epoch: int) -> list[np.ndarray]:
+        batches = inputs.training_batches(images, labels, 4, 5, first_epoch, 3, aug)
+        return [x.numpy() for x, _ in batches]
+
+    run = first_batches(0)
+    assert len(run) == 6 and not np.allclose(run[0], run[2])   # epochs differ
+    np.testing.assert_array_equal(first_batches(2)[0], run[4])  # a resume replays them
+    plain = [x.numpy() for x, _ in inputs.training_batches(images, labels, 4, 5, 0, 1)]
+    assert not np.allclose(plain[0], run[0])
+    assert float(np.abs(plain[0] - run[0]).mean()) < 0.3        # distorted, not destroyed
+
+
+def test_both_styles_see_the_same_augmented_batches(tmp_path, split):
+    from job.config import AugmentConfig
+    aug = AugmentConfig(rotation_degrees=10, zoom=0.1, shift=0.1)
+    histories = {style: FIT[style](task(tmp_path / style, style=style, epochs=2, augment=aug),
+                                   split, lambda l: None).history for style in ("tf", "keras")}
+    for a, b in zip(histories["tf"], histories["keras"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=2e-3)

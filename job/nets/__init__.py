@@ -1,1 +1,1 @@
-"""The FFN and CNN, each built from its spec with Keras layers and in plain TensorFlow."""
+"""The FFN, CNN and LSTM, each built from its spec with Keras layers and in plain TensorFlow."""

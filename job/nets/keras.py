@@ -1,4 +1,4 @@
-"""The FFN and CNN with Keras layers: functional models, uncompiled (the trainer compiles).
+"""The FFN, CNN and LSTM with Keras layers: functional models, uncompiled (the trainer compiles).
 
 From the same spec and seed each model has the same layers, in the same order and with
 the same initial values, as `job.nets.tf` creates: kernels are GlorotUniform with a
@@ -12,7 +12,7 @@ import itertools
 
 import keras
 
-from job.config import CNNSpec, FFNSpec
+from job.config import CNNSpec, FFNSpec, LSTMSpec
 from job.nets.tf import IMAGE_SIDE, NUM_CLASSES, layer_seed, pooled_side
 
 # Dropout seeds live far from the kernel seeds (index = layer number) of the same build.
@@ -80,3 +80,25 @@ def build_cnn(spec: CNNSpec, seed: int) -> keras.Model:
     logits = keras.layers.Dense(NUM_CLASSES, kernel_initializer=glorot(next(seeds)),
                                 name="logits", dtype="float32")(x)  # float32 under mixed precision
     return keras.Model(inputs, logits, name="cnn-keras")
+
+
+def build_lstm(spec: LSTMSpec, seed: int) -> keras.Model:
+    """The Keras LSTM for `spec` (image rows as time steps), initialised from `seed`."""
+    seeds = (layer_seed(seed, i) for i in itertools.count())
+    dropout_seeds = (layer_seed(seed, DROPOUT_SEED_OFFSET + i) for i in itertools.count())
+    inputs = keras.Input(shape=(IMAGE_SIDE * IMAGE_SIDE,), name="pixels")
+    x = keras.layers.Reshape((IMAGE_SIDE, IMAGE_SIDE))(inputs)
+    for k, units in enumerate(spec.units):
+        # Spelled out although they are Keras' defaults: `job.nets.tf` repeats each one.
+        x = keras.layers.LSTM(
+            units, return_sequences=k < len(spec.units) - 1, unit_forget_bias=True,
+            kernel_initializer=glorot(next(seeds)),
+            recurrent_initializer=keras.initializers.Orthogonal(seed=next(seeds)))(x)
+        x = add_dropout(x, spec.dropout, next(dropout_seeds))
+    for width in spec.dense:
+        x = keras.layers.Dense(width, activation="relu",
+                               kernel_initializer=glorot(next(seeds)))(x)
+        x = add_dropout(x, spec.dropout, next(dropout_seeds))
+    logits = keras.layers.Dense(NUM_CLASSES, kernel_initializer=glorot(next(seeds)),
+                                name="logits", dtype="float32")(x)  # float32 under mixed precision
+    return keras.Model(inputs, logits, name="lstm-keras")

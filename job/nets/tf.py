@@ -1,4 +1,4 @@
-"""The FFN and CNN in plain TensorFlow: tf.Module, tf.Variable and tf.nn ops, no Keras.
+"""The FFN, CNN and LSTM in plain TensorFlow: tf.Module, tf.Variable and tf.nn ops, no Keras.
 
 From the same spec and seed each net creates the same layers, in the same order and
 with the same initial values, as `job.nets.keras`; the two styles differ only in how
@@ -20,7 +20,7 @@ import math
 
 import tensorflow as tf
 
-from job.config import CNNSpec, FFNSpec
+from job.config import CNNSpec, FFNSpec, LSTMSpec
 from job.errors import ConfigError
 
 NUM_CLASSES = 10
@@ -53,6 +53,15 @@ def glorot_uniform(shape: tuple[int, ...], seed: int) -> tf.Tensor:
     fan_in, fan_out = shape[-2] * receptive_field, shape[-1] * receptive_field
     limit = math.sqrt(3.0 / max(1.0, (fan_in + fan_out) / 2.0))
     return tf.random.stateless_uniform(shape, seed=[seed, 0], minval=-limit, maxval=limit)
+
+
+def orthogonal(shape: tuple[int, int], seed: int) -> tf.Tensor:
+    """Keras' Orthogonal(seed) draw: QR of a stateless normal matrix, signs fixed by R."""
+    rows, cols = shape
+    q, r = tf.linalg.qr(tf.random.stateless_normal((max(rows, cols), min(rows, cols)),
+                                                   seed=[seed, 0]))
+    q *= tf.sign(tf.linalg.diag_part(r))
+    return tf.transpose(q) if rows < cols else q
 
 
 def pooled_side(spec: CNNSpec) -> int:
@@ -217,6 +226,59 @@ class CNN(tf.Module):
         return self.logits(tf.cast(x, tf.float32))  # logits and softmax stay float32
 
 
+class LSTMLayer(tf.Module):
+    """One LSTM over the time axis, Keras' gate order (input, forget, cell, output)."""
+
+    def __init__(self, fan_in: int, units: int, kernel_seed: int, recurrent_seed: int):
+        super().__init__()
+        self.units = units
+        self.kernel = tf.Variable(glorot_uniform((fan_in, 4 * units), kernel_seed),
+                                  name="kernel")
+        self.recurrent_kernel = tf.Variable(orthogonal((units, 4 * units), recurrent_seed),
+                                            name="recurrent_kernel")
+        # Forget-gate bias 1 (Keras' unit_forget_bias): remember by default early on.
+        self.bias = tf.Variable(tf.concat([tf.zeros([units]), tf.ones([units]),
+                                           tf.zeros([2 * units])], 0), name="bias")
+
+    def __call__(self, x: tf.Tensor, return_sequences: bool) -> tf.Tensor:
+        kernel, recurrent = (tf.cast(w, x.dtype) for w in (self.kernel, self.recurrent_kernel))
+        bias = tf.cast(self.bias, x.dtype)
+        h = c = tf.zeros([tf.shape(x)[0], self.units], x.dtype)
+        outputs = []
+        for t in range(x.shape[1]):  # a fixed 28 steps: unrolled, as Keras' cell does them
+            z = tf.matmul(x[:, t], kernel) + tf.matmul(h, recurrent) + bias
+            i, f, g, o = tf.split(z, 4, axis=1)
+            c = tf.sigmoid(f) * c + tf.sigmoid(i) * tf.tanh(g)
+            h = tf.sigmoid(o) * tf.tanh(c)
+            outputs.append(h)
+        return tf.stack(outputs, axis=1) if return_sequences else h
+
+
+class LSTM(tf.Module):
+    """Image rows as 28 time steps; LSTM layers, each dropped out; relu Dense layers; logits."""
+
+    def __init__(self, spec: LSTMSpec, seed: int, compute_dtype: str = "float32"):
+        super().__init__(name="lstm_tf")
+        self.spec, self.compute_dtype = spec, compute_dtype
+        self.rng = tf.random.Generator.from_seed(seed)
+        seeds = (layer_seed(seed, i) for i in itertools.count())
+        sizes = (IMAGE_SIDE, *spec.units)
+        self.recurrent = [LSTMLayer(n_in, n_out, next(seeds), next(seeds))
+                          for n_in, n_out in zip(sizes, sizes[1:])]
+        widths = (spec.units[-1], *spec.dense)
+        self.dense = [Dense(n_in, n_out, next(seeds)) for n_in, n_out in zip(widths, widths[1:])]
+        self.logits = Dense(widths[-1], NUM_CLASSES, next(seeds))
+
+    def __call__(self, x, training: bool) -> tf.Tensor:
+        x = tf.reshape(tf.cast(x, self.compute_dtype), [-1, IMAGE_SIDE, IMAGE_SIDE])
+        for k, layer in enumerate(self.recurrent):
+            x = layer(x, return_sequences=k < len(self.recurrent) - 1)
+            x = dropout(x, self.spec.dropout, training, self.rng)
+        for layer in self.dense:
+            x = dropout(tf.nn.relu(layer(x)), self.spec.dropout, training, self.rng)
+        return self.logits(tf.cast(x, tf.float32))  # logits and softmax stay float32
+
+
 def build_ffn(spec: FFNSpec, seed: int, compute_dtype: str = "float32") -> FFN:
     """The plain-TF FFN for `spec`, initialised from `seed`."""
     return FFN(spec, seed, compute_dtype)
@@ -225,6 +287,11 @@ def build_ffn(spec: FFNSpec, seed: int, compute_dtype: str = "float32") -> FFN:
 def build_cnn(spec: CNNSpec, seed: int, compute_dtype: str = "float32") -> CNN:
     """The plain-TF CNN for `spec`, initialised from `seed`."""
     return CNN(spec, seed, compute_dtype)
+
+
+def build_lstm(spec: LSTMSpec, seed: int, compute_dtype: str = "float32") -> LSTM:
+    """The plain-TF LSTM for `spec`, initialised from `seed`."""
+    return LSTM(spec, seed, compute_dtype)
 
 
 def count_params(module: tf.Module) -> int:

@@ -129,7 +129,7 @@ class Task:
     """One model to train: everything the loop needs besides the data."""
 
     name: str          # e.g. "cnn-keras"
-    arch: str          # "ffn" | "cnn"
+    arch: str          # "ffn" | "cnn" | "lstm"
     style: str         # "tf" | "keras"
     spec: Any          # FFNSpec | CNNSpec
     train: Any         # TrainConfig
@@ -153,7 +153,11 @@ def restore_stopping(stopper: Any, state: dict, best_weights: list | None) -> No
     stopper.best_weights = best_weights
 
 
-def checkpoint_state(trained: Trained, stopper: Any, seconds: float) -> dict:
-    """The small part of a checkpoint: history, early stopping, time spent so far."""
+def checkpoint_state(trained: Trained, stopper: Any, seconds: float,
+                     plateau: Any = None) -> dict:
+    """The small part of a checkpoint: history, early stopping, the plateau schedule's
+    progress, time spent so far."""
+    from job.train.schedule import state_of
     return {"history": trained.history, "early_stopping": stopping_state(stopper),
+            "plateau": state_of(plateau) if plateau is not None else None,
             "train_seconds": seconds}

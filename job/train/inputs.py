@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
+
+from job.config import AugmentConfig
+
+SIDE = 28
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -33,22 +39,50 @@ def epoch_order(n: int, seed: int, epoch: int) -> tf.Tensor:
 
 
 def training_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                     first_epoch: int, last_epoch: int) -> tf.data.Dataset:
-    """Shuffled batches for epochs [first_epoch, last_epoch), back to back."""
+                     first_epoch: int, last_epoch: int,
+                     augment: AugmentConfig | None = None) -> tf.data.Dataset:
+    """Shuffled (and, if asked, augmented) batches for epochs [first_epoch, last_epoch)."""
     n = len(images)
     images_t, labels_t = tf.constant(images), tf.constant(labels)
 
     def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        return tf.data.Dataset.from_tensor_slices(epoch_order(n, seed, epoch)).batch(batch_size)
+        batches = tf.data.Dataset.from_tensor_slices(epoch_order(n, seed, epoch)).batch(batch_size)
+        return batches.enumerate().map(lambda step, index: (epoch, step, index))
 
-    def gather(index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        return (to_model_input(tf.gather(images_t, index)),
-                tf.cast(tf.gather(labels_t, index), tf.int32))
+    def gather(epoch: tf.Tensor, step: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x = to_model_input(tf.gather(images_t, index))
+        if augment is not None and augment.active:
+            # Stateless: the same (seed, epoch, batch) always gets the same distortions.
+            x = distort(x, augment, tf.stack([tf.cast(seed, tf.int64), epoch * 1_000_003 + step]))
+        return x, tf.cast(tf.gather(labels_t, index), tf.int32)
 
     return (tf.data.Dataset.range(first_epoch, last_epoch)
             .flat_map(one_epoch)
             .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
+
+
+def distort(x: tf.Tensor, config: AugmentConfig, seed: tf.Tensor) -> tf.Tensor:
+    """A random rotation, zoom and shift of each (batch, 784) image, about its centre."""
+    n = tf.shape(x)[0]
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    angle = tf.random.stateless_uniform([n], seeds[0], -1.0, 1.0) * (
+        config.rotation_degrees * math.pi / 180)
+    scale = 1.0 + tf.random.stateless_uniform([n], seeds[1], -1.0, 1.0) * config.zoom
+    shift = tf.random.stateless_uniform([n, 2], seeds[2], -1.0, 1.0) * (config.shift * SIDE)
+    # The transform maps each output pixel back to where it samples the input:
+    # p = R(-angle) (p' - c - shift) / scale + c.
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    cx = cy = (SIDE - 1) / 2
+    px, py = cx + shift[:, 0], cy + shift[:, 1]
+    transforms = tf.stack([cos, sin, cx - cos * px - sin * py,
+                           -sin, cos, cy + sin * px - cos * py,
+                           tf.zeros([n]), tf.zeros([n])], axis=1)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.reshape(x, [-1, SIDE, SIDE, 1]), transforms=transforms,
+        output_shape=[SIDE, SIDE], fill_value=0.0, interpolation="BILINEAR",
+        fill_mode="CONSTANT")
+    return tf.reshape(out, [-1, SIDE * SIDE])
 
 
 def evaluation_batches(images: np.ndarray, labels: np.ndarray | None,

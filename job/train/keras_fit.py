@@ -12,9 +12,9 @@ import numpy as np
 from job import interrupt
 from job.nets import keras as nets
 from job.runtime import Runtime, local_runtime
-from job.train import checkpoint, common, inputs
+from job.train import checkpoint, common, inputs, schedule
 
-BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn}
+BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn, "lstm": nets.build_lstm}
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -64,9 +64,10 @@ class Checkpoint(keras.callbacks.Callback):
     """Saves the epoch-end checkpoint (after EarlyStopping has judged the epoch)."""
 
     def __init__(self, task: common.Task, trained: common.Trained,
-                 stopper: keras.callbacks.EarlyStopping, started: float):
+                 stopper: keras.callbacks.EarlyStopping, plateau, started: float):
         super().__init__()
         self.task, self.trained, self.stopper, self.started = task, trained, stopper, started
+        self.plateau = plateau
 
     def on_epoch_end(self, epoch, logs=None):
         arrays = {"model": self.model.get_weights(),
@@ -74,7 +75,7 @@ class Checkpoint(keras.callbacks.Callback):
                   "rng": [g.state.numpy() for g in seed_generators(self.model)],
                   "best": self.stopper.best_weights}
         state = common.checkpoint_state(self.trained, self.stopper,
-                                        time.perf_counter() - self.started)
+                                        time.perf_counter() - self.started, self.plateau)
         checkpoint.save(self.task.checkpoint_dir, self.trained.epochs_run, arrays, state)
 
 
@@ -85,12 +86,12 @@ def seed_generators(model: keras.Model) -> list:
 
 
 def resume(task: common.Task, model: keras.Model, trained: common.Trained,
-           log: Callable[[str], None]) -> tuple[int, float, tuple | None]:
-    """Load the last checkpoint into the compiled model, if there is one:
-    (first epoch to run, seconds already spent, early stopping's saved state)."""
+           log: Callable[[str], None]) -> tuple[int, float, tuple | None, dict | None]:
+    """Load the last checkpoint into the compiled model, if there is one: (first epoch
+    to run, seconds already spent, early stopping's and the plateau's saved state)."""
     found = checkpoint.load(task.checkpoint_dir) if task.checkpoint_dir else None
     if found is None:
-        return 0, 0.0, None
+        return 0, 0.0, None, None
     saved, arrays = found
     model.optimizer.build(model.trainable_variables)
     model.set_weights(arrays["model"])
@@ -98,8 +99,8 @@ def resume(task: common.Task, model: keras.Model, trained: common.Trained,
     checkpoint.assign([g.state for g in seed_generators(model)], arrays["rng"], "dropout RNG")
     trained.history = saved["history"]
     log(f"{task.name:<10} resuming after epoch {saved['epochs_done']}")
-    return saved["epochs_done"], saved["train_seconds"], (saved["early_stopping"],
-                                                           arrays["best"])
+    return (saved["epochs_done"], saved["train_seconds"],
+            (saved["early_stopping"], arrays["best"]), saved.get("plateau"))
 
 
 def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
@@ -122,16 +123,19 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
                       steps_per_execution=inputs.steps_per_call(
                           n_steps, train_cfg.steps_per_execution))
         trained = common.Trained(task.name, task.arch, task.style, model.count_params())
-        first_epoch, spent, stopping = resume(task, model, trained, log)
+        first_epoch, spent, stopping, plateau_state = resume(task, model, trained, log)
     started = time.perf_counter() - spent
     stopper = early_stopping(train_cfg.early_stopping, stopping)
+    rates = schedule.keras_callbacks(train_cfg.lr_schedule, train_cfg.learning_rate,
+                                     plateau_state)
+    plateau = next((c for c in rates if isinstance(c, keras.callbacks.ReduceLROnPlateau)), None)
     callbacks = [EpochLog(task, trained, log),
                  keras.callbacks.TensorBoard(log_dir=str(task.logdir), write_graph=False),
-                 stopper]
+                 stopper, *rates]
     if task.checkpoint_dir:
-        callbacks.append(Checkpoint(task, trained, stopper, started))
+        callbacks.append(Checkpoint(task, trained, stopper, plateau, started))
     batches = inputs.training_batches(split.train_x, split.train_y, batch, task.order_seed,
-                                      first_epoch, train_cfg.epochs)
+                                      first_epoch, train_cfg.epochs, train_cfg.augment)
     finished = first_epoch >= train_cfg.epochs or (stopping and stopping[0]["stopped_epoch"])
     if finished:   # interrupted after its last epoch's checkpoint: only the ending is left
         stopper.set_model(model)

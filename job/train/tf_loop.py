@@ -11,13 +11,13 @@ import tensorflow as tf
 
 from job import interrupt
 from job.nets import tf as nets
-from job.train import checkpoint, common, inputs
+from job.train import checkpoint, common, inputs, schedule
 from job.runtime import Runtime, local_runtime
 from job.train.adam import Adam
 from job.train.early_stopping import EarlyStopping
 from job.train.loss_scale import LossScale
 
-BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn}
+BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn, "lstm": nets.build_lstm}
 
 
 def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
@@ -33,10 +33,13 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
     state = State(model, optimizer, loss_scale)
     trained = common.Trained(task.name, task.arch, task.style, nets.count_params(model))
     stopper = EarlyStopping(task.train.early_stopping)
-    first_epoch, spent = state.resume(task, trained, stopper, log)
+    plateau = (schedule.Plateau(task.train.lr_schedule)
+               if task.train.lr_schedule.kind == "plateau" else None)
+    first_epoch, spent = state.resume(task, trained, stopper, plateau, log)
     started = time.perf_counter() - spent
     steps = make_steps(model, optimizer, loss_scale, runtime)
-    run_epochs(state, steps, task, split, trained, stopper, first_epoch, started, log, runtime)
+    run_epochs(state, steps, task, split, trained, (stopper, plateau), first_epoch, started,
+               log, runtime)
     if stopper.restore_best_weights and stopper.best_weights is not None:
         set_weights(model, stopper.best_weights)
     trained.train_seconds = time.perf_counter() - started
@@ -60,16 +63,16 @@ class State:
             self.loss_scale.variables if self.loss_scale else [])
 
     def save(self, task: common.Task, trained: common.Trained, stopper: EarlyStopping,
-             seconds: float) -> None:
+             plateau: schedule.Plateau | None, seconds: float) -> None:
         """Checkpoint after the epoch just recorded in `trained.history`."""
         arrays = {"model": [v.numpy() for v in self.model.variables],
                   "optimizer": [v.numpy() for v in self.optimizer_variables()],
                   "rng": [self.model.rng.state.numpy()], "best": stopper.best_weights}
         checkpoint.save(task.checkpoint_dir, trained.epochs_run, arrays,
-                        common.checkpoint_state(trained, stopper, seconds))
+                        common.checkpoint_state(trained, stopper, seconds, plateau))
 
     def resume(self, task: common.Task, trained: common.Trained, stopper: EarlyStopping,
-               log: Callable[[str], None]) -> tuple[int, float]:
+               plateau: schedule.Plateau | None, log: Callable[[str], None]) -> tuple[int, float]:
         """Load the last checkpoint, if any: (first epoch to run, seconds already spent)."""
         found = checkpoint.load(task.checkpoint_dir) if task.checkpoint_dir else None
         if found is None:
@@ -79,24 +82,28 @@ class State:
         checkpoint.assign(self.optimizer_variables(), arrays["optimizer"], "optimizer")
         self.model.rng.state.assign(arrays["rng"][0])
         common.restore_stopping(stopper, saved["early_stopping"], arrays["best"])
+        for name, value in (saved.get("plateau") or {}).items():
+            setattr(plateau, name, value)
         trained.history = saved["history"]
         log(f"{task.name:<10} resuming after epoch {saved['epochs_done']}")
         return saved["epochs_done"], saved["train_seconds"]
 
 
 def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Split,
-               trained: common.Trained, stopper: EarlyStopping, first_epoch: int,
+               trained: common.Trained, trackers: tuple, first_epoch: int,
                started: float, log: Callable[[str], None], runtime: Runtime) -> None:
     """The epoch loop: train, validate, record, log, write TensorBoard, checkpoint, maybe
     stop. A stop signal abandons the epoch in progress; its checkpoint is the last one."""
     train_cfg = task.train
+    stopper, plateau = trackers
     train_steps, evaluate = steps
     batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
     strategy = runtime.strategy
     n_steps = inputs.steps_per_epoch(len(split.train_x), batch)
     per_call = inputs.steps_per_call(n_steps, train_cfg.steps_per_execution)
     batches = iter(strategy.experimental_distribute_dataset(inputs.training_batches(
-        split.train_x, split.train_y, batch, task.order_seed, first_epoch, train_cfg.epochs)))
+        split.train_x, split.train_y, batch, task.order_seed, first_epoch, train_cfg.epochs,
+        train_cfg.augment)))
     validation = strategy.experimental_distribute_dataset(
         inputs.evaluation_batches(split.val_x, split.val_y, batch))
     writers = {kind: tf.summary.create_file_writer(str(task.logdir / kind))
@@ -106,6 +113,9 @@ def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Spli
             if stopper.stopped_epoch:
                 break   # resumed after the epoch that stopped training
             start = time.perf_counter()
+            rate = schedule.rate_at(train_cfg.lr_schedule, train_cfg.learning_rate, epoch)
+            if rate is not None:
+                state.optimizer.learning_rate.assign(rate)
             loss, accuracy = average(train_epoch(train_steps, batches, n_steps, per_call,
                                                  f"{task.name} epoch {epoch + 1}"))
             val_loss, val_accuracy = average(evaluate(validation))
@@ -120,8 +130,10 @@ def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Spli
                 log(common.format_epoch(task.name, record, train_cfg.epochs))
             write_scalars(writers, epoch, logs, learning_rate)
             stop = stopper.update(epoch, logs, lambda: [v.numpy() for v in state.model.variables])
+            if plateau is not None:
+                state.optimizer.learning_rate.assign(plateau.update(logs, learning_rate))
             if task.checkpoint_dir:
-                state.save(task, trained, stopper, time.perf_counter() - started)
+                state.save(task, trained, stopper, plateau, time.perf_counter() - started)
             if stop:
                 break
     finally:
