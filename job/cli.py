@@ -48,6 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     submit.add_argument("--wait", action="store_true", help="wait for the public score")
     submit.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
+    report = commands.add_parser("report",
+                                 help="make a finished run's report.md and pictures again")
+    report.add_argument("run", type=Path, metavar="RUN", help="run folder, e.g. runs/latest")
+    report.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
     runs = commands.add_parser("runs", help="list runs: id, status, data, best model")
     runs.add_argument("--runs-dir", type=Path, default=Path("runs"))
     runs.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -59,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return run_train(args)
-        return {"download": run_download, "submit": run_submit, "runs": run_runs}[
-            args.command](args)
+        return {"download": run_download, "submit": run_submit, "runs": run_runs,
+                "report": run_report}[args.command](args)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -151,6 +156,15 @@ def run_submit(args: argparse.Namespace) -> int:
 
     submit.submit(args.run, args.runs_dir, args.message, args.dry_run, args.force, args.wait,
                   print_line, print_warning)
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from job import report
+
+    run, manifest, metrics = report.read_finished_run(args.run)   # before TF: fails at once
+    quiet_start(args)   # the pictures also go to TensorBoard
+    print(report.write_report(run, manifest, metrics))
     return 0
 
 

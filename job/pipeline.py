@@ -19,6 +19,7 @@ from job import config as config_mod
 from job import data, interrupt, manifest, preflight, report, runtime, sources, submission
 from job.config import Config
 from job.errors import RunError
+from job.files import write_atomic
 from job.run import Run, create_run, mark_latest, utc_now
 from job.selection import select_best
 from job.train import common
@@ -138,6 +139,7 @@ def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dic
             task, prepared.split, run, log, rt)
         predictors[task.name] = predictor
         models.append(row)
+    save_validation_predictions(run, prepared.split, predictors)
     best = select_best(models)
     log(f"best: {best['name']} (val accuracy {best['val_accuracy']:.4f})")
     labels = predictors[best["name"]](prepared.arrays.test_images).argmax(axis=1)
@@ -146,8 +148,17 @@ def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dic
     metrics = {"best": best["name"], "models": models}
     run.write_json("metrics.json", metrics)
     shutil.rmtree(run.path / "checkpoints", ignore_errors=True)   # every model is saved
-    run.write_text("report.md", report.format_report(run.id, record, metrics))
+    report.write_report(run, record, metrics)
     return metrics
+
+
+def save_validation_predictions(run: Run, split: Split, predictors: dict) -> None:
+    """Every model's validation logits beside the images and labels, so a report (and
+    an ensemble) can be made again from the run folder alone."""
+    import numpy as np
+    arrays = {"val_images": split.val_x, "val_labels": split.val_y,
+              **{f"logits/{name}": predict(split.val_x) for name, predict in predictors.items()}}
+    write_atomic(run.path / "validation.npz", lambda f: np.savez_compressed(f, **arrays))
 
 
 def make_tasks(config: Config, run: Run) -> list[Task]:

@@ -1,6 +1,115 @@
-"""report.md: the side-by-side comparison a user reads after a run."""
+"""report.md: the side-by-side comparison a user reads after a run, with pictures.
+
+The pictures (learning curves, the best model's confusion matrix and misclassified
+validation digits) go to `report/*.png` in the run folder and, the same images, to
+TensorBoard under `tensorboard/report`. Everything is made from the run folder's
+metrics and `validation.npz`, so `python -m job report RUN` can make it again.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from job.errors import RunError
+from job.files import write_atomic
+from job.run import Run
+
+PICTURES_DIR = "report"
+TENSORBOARD_DIR = "tensorboard/report"
+GRID_SIZE = 36   # misclassified digits shown: a 6x6 grid stays readable
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The validation split and one model's logits on it, from validation.npz."""
+
+    images: np.ndarray     # (N, 784) uint8
+    labels: np.ndarray     # (N,) uint8
+    logits: np.ndarray     # (N, 10)
+
+
+def confusion_counts(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:
+    """counts[true, predicted]; the counts sum to len(labels)."""
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(labels, int), np.asarray(predicted, int)), 1)
+    return counts
+
+
+def misclassified(labels: np.ndarray, logits: np.ndarray, limit: int = GRID_SIZE) -> np.ndarray:
+    """Indices of the wrongly predicted examples, most confident mistakes first."""
+    predicted = logits.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = logits[wrong, predicted[wrong]] - logits[wrong, labels[wrong].astype(int)]
+    return wrong[np.argsort(-confidence, kind="stable")][:limit]
+
+
+def load_validation(run_path: Path, model: str) -> tuple[Validation | None, str]:
+    """The best model's validation predictions, or None and why there are none."""
+    path = run_path / "validation.npz"
+    if not path.is_file():
+        return None, ("this run has no validation.npz (it was made before runs saved their "
+                      "validation predictions); train a new run to get them")
+    try:
+        with np.load(path) as saved:
+            if f"logits/{model}" not in saved.files:
+                return None, f"validation.npz holds no logits for {model}"
+            return Validation(saved["val_images"], saved["val_labels"],
+                              saved[f"logits/{model}"]), ""
+    except (OSError, ValueError, KeyError) as e:
+        return None, f"validation.npz is unreadable ({e})"
+
+
+def draw_pictures(metrics: dict, validation: Validation | None) -> dict[str, bytes]:
+    """name → PNG bytes for every picture the data allows."""
+    from job import plots
+    pictures = {"learning_curves": plots.learning_curves(metrics["models"])}
+    if validation is not None:
+        best = metrics["best"]
+        predicted = validation.logits.argmax(axis=1)
+        counts = confusion_counts(validation.labels, predicted)
+        accuracy = np.trace(counts) / max(counts.sum(), 1)
+        pictures["confusion_matrix"] = plots.confusion_matrix(
+            counts, f"{best} on {counts.sum()} validation digits: accuracy {accuracy:.4f}")
+        shown = misclassified(validation.labels, validation.logits)
+        wrong = int((predicted != validation.labels).sum())
+        pictures["misclassified"] = plots.digit_grid(
+            validation.images[shown], validation.labels[shown], predicted[shown],
+            f"{best}: {len(shown)} of {wrong} misclassified (most confident first), "
+            "true → predicted")
+    return pictures
+
+
+def write_report(run: Run, manifest: dict, metrics: dict) -> Path:
+    """Draw the pictures into report/ and TensorBoard, then write report.md."""
+    from job import plots
+    validation, missing = load_validation(run.path, metrics["best"])
+    pictures = draw_pictures(metrics, validation)
+    (run.path / PICTURES_DIR).mkdir(exist_ok=True)
+    for name, png in pictures.items():
+        write_atomic(run.path / PICTURES_DIR / f"{name}.png", png)
+    plots.write_tensorboard_images(run.path / TENSORBOARD_DIR, pictures)
+    return run.write_text("report.md", format_report(run.id, manifest, metrics, missing))
+
+
+def read_finished_run(run_dir: Path) -> tuple[Run, dict, dict]:
+    """A finished run folder with its manifest and metrics, for making its report again."""
+    run = Run(Path(run_dir))
+    for name in ("manifest.json", "metrics.json"):
+        if not (run.path / name).is_file():
+            raise RunError(f"{run.path}: no {name}; name a finished run folder under runs/")
+    try:
+        manifest, metrics = run.read_json("manifest.json"), run.read_json("metrics.json")
+        names = {m["name"] for m in metrics["models"]}
+        if metrics["best"] not in names:
+            raise KeyError(metrics["best"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise RunError(f"{run.path}: manifest.json or metrics.json is unreadable ({e!r}); "
+                       "train a new run") from None
+    return run, manifest, metrics
+
 
 
 def format_table(models: list[dict], best: str) -> str:
@@ -30,8 +139,22 @@ def format_speed(models: list[dict]) -> str:
     return "\n".join(lines) or "- (train both styles of a family to compare them)"
 
 
-def format_report(run_id: str, manifest: dict, metrics: dict) -> str:
-    """The whole report.md."""
+def format_pictures(missing: str) -> str:
+    """Links to the PNGs; says why the validation pictures are absent, if they are."""
+    lines = ["### Learning curves", "",
+             f"![learning curves]({PICTURES_DIR}/learning_curves.png)", ""]
+    if missing:
+        return "\n".join(lines + [f"_No confusion matrix or misclassified digits: {missing}._"])
+    return "\n".join(lines + [
+        "### Best model's confusion matrix (validation)", "",
+        f"![confusion matrix]({PICTURES_DIR}/confusion_matrix.png)", "",
+        "### Misclassified validation digits", "",
+        f"![misclassified digits]({PICTURES_DIR}/misclassified.png)", "",
+        f"The same images are in TensorBoard's Images tab (`{TENSORBOARD_DIR}`)."])
+
+
+def format_report(run_id: str, manifest: dict, metrics: dict, missing: str = "") -> str:
+    """The whole report.md; `missing` says why there are no validation pictures."""
     data = manifest.get("data", {})
     return "\n".join([
         f"# Run {run_id}", "",
@@ -43,4 +166,5 @@ def format_report(run_id: str, manifest: dict, metrics: dict) -> str:
         "## Models", "", format_table(metrics["models"], metrics["best"]), "",
         "## Keras vs plain TensorFlow", "", format_speed(metrics["models"]), "",
         "Validation metrics are recomputed by the same code for every model from its "
-        "final (restored-best) weights, so the styles are compared on equal terms.", ""])
+        "final (restored-best) weights, so the styles are compared on equal terms.", "",
+        "## Pictures", "", format_pictures(missing), ""])

@@ -1,0 +1,138 @@
+"""report.md and its pictures, made from a fake finished run folder by `python -m job report`."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from job import report
+from job.run import Run
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+N, WRONG = 60, 7
+
+
+def history(epochs: int, start: float) -> list[dict]:
+    return [{"epoch": e, "loss": start / e, "accuracy": 1 - 0.5 / e, "val_loss": start / e + 0.1,
+             "val_accuracy": 1 - 0.6 / e, "seconds": 0.1, "learning_rate": 1e-3}
+            for e in range(1, epochs + 1)]
+
+
+def model_row(name: str, epochs: int, best_epoch: int) -> dict:
+    arch, style = name.split("-")
+    return {"name": name, "arch": arch, "style": style, "params": 1234, "epochs_run": epochs,
+            "best_epoch": best_epoch, "val_loss": 0.1, "val_accuracy": 1 - WRONG / N,
+            "train_seconds": 1.0, "seconds_per_epoch": 0.1,
+            "history": history(epochs, 2.0 if style == "tf" else 2.5)}
+
+
+def make_run(folder: Path, digits, with_validation: bool = True) -> Path:
+    """A finished run: manifest, metrics with histories, and (optionally) validation.npz
+    whose best-model logits get exactly the examples in `wrong_indices()` wrong."""
+    folder.mkdir()
+    metrics = {"best": "cnn-tf", "models": [model_row("cnn-tf", 6, 4),
+                                            model_row("cnn-keras", 5, 3)]}
+    manifest = {"status": "complete", "data": {"source": "sample", "dir": "data/sample"}}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    if with_validation:
+        images, labels = digits[0][:N], digits[1][:N]
+        logits = np.eye(10)[labels] * 5
+        for k, i in enumerate(wrong_indices()):
+            logits[i, (labels[i] + 1) % 10] = 6 + k   # a wrong class wins, by margin 1 + k
+        np.savez_compressed(folder / "validation.npz", val_images=images, val_labels=labels,
+                            **{"logits/cnn-tf": logits, "logits/cnn-keras": np.eye(10)[labels]})
+    return folder
+
+
+def wrong_indices() -> list[int]:
+    return [3, 11, 17, 25, 40, 52, 59][:WRONG]
+
+
+def job(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "job", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, digits) -> tuple[Path, subprocess.CompletedProcess]:
+    """One fake run, its report made by the CLI (TensorFlow loads once for the module)."""
+    run = make_run(tmp_path_factory.mktemp("runs") / "20260101T000000Z-fake", digits)
+    return run, job("report", str(run))
+
+
+def test_the_report_command_exits_0_and_prints_the_report(made):
+    run, result = made
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(run / "report.md")
+
+
+def test_report_links_to_pngs_that_exist_and_are_valid(made):
+    run, _ = made
+    text = (run / "report.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links == ["report/learning_curves.png", "report/confusion_matrix.png",
+                     "report/misclassified.png"]
+    for link in links:
+        png = (run / link).read_bytes()
+        assert png.startswith(PNG_SIGNATURE) and len(png) > 1000
+    assert "| cnn-tf **(best)** | cnn | tf | 1,234 | 6 | 4 |" in text
+    assert "## Keras vs plain TensorFlow" in text
+
+
+def test_tensorboard_holds_the_same_images(made):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run, _ = made
+    events = EventAccumulator(str(run / "tensorboard" / "report"),
+                              size_guidance={"tensors": 0}).Reload()
+    tags = set(events.Tags()["tensors"])
+    assert tags == {"learning_curves", "confusion_matrix", "misclassified"}
+    stored = events.Tensors("confusion_matrix")[0].tensor_proto.string_val
+    assert stored[2].startswith(PNG_SIGNATURE)   # [width, height, png]
+
+
+def test_a_bad_run_folder_is_one_line_and_exit_2(tmp_path):
+    result = job("report", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "no manifest.json" in result.stderr
+
+
+def test_a_run_without_validation_npz_is_reported_without_its_pictures(tmp_path, digits,
+                                                                       monkeypatch):
+    from job import plots
+    written = {}
+    monkeypatch.setattr(plots, "write_tensorboard_images",
+                        lambda logdir, pictures: written.update(pictures))
+    run = Run(make_run(tmp_path / "old", digits, with_validation=False))
+    report.write_report(run, *report.read_finished_run(run.path)[1:])
+    text = (run.path / "report.md").read_text()
+    assert "no validation.npz" in text and "confusion_matrix.png" not in text
+    assert set(written) == {"learning_curves"}
+    assert sorted(p.name for p in (run.path / "report").iterdir()) == ["learning_curves.png"]
+
+
+def test_confusion_counts_sum_to_n_and_put_mistakes_off_the_diagonal():
+    labels = np.array([0, 1, 2, 2, 9, 9, 9], np.uint8)
+    predicted = np.array([0, 1, 2, 3, 9, 9, 4])
+    counts = report.confusion_counts(labels, predicted)
+    assert counts.shape == (10, 10) and counts.sum() == len(labels)
+    assert np.trace(counts) == 5 and counts[2, 3] == 1 and counts[9, 4] == 1
+
+
+def test_misclassified_picks_exactly_the_wrong_ones_most_confident_first(digits):
+    labels = digits[1][:N]
+    logits = np.eye(10)[labels] * 5
+    for k, i in enumerate(wrong_indices()):
+        logits[i, (labels[i] + 1) % 10] = 6 + k
+    chosen = report.misclassified(labels, logits)
+    assert list(chosen) == wrong_indices()[::-1]
+    assert list(report.misclassified(labels, logits, limit=3)) == wrong_indices()[::-1][:3]
+    assert len(report.misclassified(labels, np.eye(10)[labels])) == 0
