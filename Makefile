@@ -8,7 +8,7 @@ RUNS ?= runs
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train download submit test test-all tensorboard runs lint
+.PHONY: help venv train download submit test test-all bench tensorboard runs lint
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ test: $(STAMP) ## run the test suite CI runs (slow tests excluded)
 
 test-all: $(STAMP) ## run every test, slow ones included
 	$(PY) -m pytest -q
+
+bench: $(STAMP) ## measure ingest, s/epoch of each model, Keras/TF ratio, peak memory (Kaggle-sized data)
+	$(PY) scripts/bench.py --out bench.json
 
 tensorboard: $(STAMP) ## show training curves of every run: tensorboard --logdir runs
 	$(VENV)/bin/tensorboard --logdir $(RUNS)
