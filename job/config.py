@@ -146,6 +146,14 @@ class RuntimeConfig:
 
 
 @dataclass(frozen=True)
+class EnsembleConfig:
+    members: tuple[str, ...] = _f((), choices=MODEL_NAMES)
+    bag_model: str = _f("none", choices=("none",) + MODEL_NAMES)
+    bag_copies: int = _f(0, lo=0, hi=50)
+    bag_holdout: float = _f(0.1, lo=0.0, hi=0.5, lo_open=True)
+
+
+@dataclass(frozen=True)
 class KaggleConfig:
     retries: int = _f(4, lo=0, hi=20)
     backoff_seconds: float = _f(2.0, lo=0.0)
@@ -168,6 +176,7 @@ class Config:
     arch: ArchConfig = _f(ArchConfig)
     train: TrainConfig = _f(TrainConfig)
     output: OutputConfig = _f(OutputConfig)
+    ensemble: EnsembleConfig = _f(EnsembleConfig)
     runtime: RuntimeConfig = _f(RuntimeConfig)
     kaggle: KaggleConfig = _f(KaggleConfig)
     # Not a YAML key: the config file's stem, used to name run folders.
@@ -183,7 +192,25 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
         origin.overridden.add(apply_override(raw, item))
     config = build(Config, raw, origin, "")
     check_message(config.kaggle.message, origin)
+    check_ensemble(config.ensemble, config.models, origin)
     return replace_name(config, path.stem)
+
+
+def check_ensemble(ensemble: EnsembleConfig, models: tuple[str, ...], origin: Origin) -> None:
+    """Ensemble members must be trained models; a bag needs a model and 2+ copies."""
+    missing = [m for m in ensemble.members if m not in models]
+    if missing:
+        raise ConfigError(f"{origin.where('ensemble.members')}: {', '.join(missing)} not in "
+                          "`models`; an ensemble averages models the run trains")
+    if len(ensemble.members) == 1:
+        raise ConfigError(f"{origin.where('ensemble.members')}: expected 2 or more models "
+                          "(or none), got 1")
+    if (ensemble.bag_model == "none") != (ensemble.bag_copies == 0):
+        raise ConfigError(f"{origin.where('ensemble.bag_copies')}: set both ensemble.bag_model "
+                          "and ensemble.bag_copies (2 or more), or neither")
+    if ensemble.bag_copies == 1:
+        raise ConfigError(f"{origin.where('ensemble.bag_copies')}: expected 0 or at least 2 "
+                          "copies, got 1")
 
 
 def check_message(template: str, origin: Origin) -> None:

@@ -108,3 +108,12 @@ def split_validation(images: np.ndarray, labels: np.ndarray, val_fraction: float
     train_x, val_x, train_y, val_y = train_test_split(
         images, labels, test_size=val_fraction, stratify=labels, random_state=seed)
     return train_x, train_y, val_x, val_y
+
+
+def read_test_labels(path: Path) -> np.ndarray:
+    """The Label column of the embedded sample's test_labels.csv (ImageId,Label)."""
+    ids = read_sample_submission(path)   # same layout; validates header, ids and digits
+    labels = np.loadtxt(path, delimiter=",", skiprows=1, dtype=np.int64, ndmin=2)[:, 1]
+    if len(labels) != len(ids):
+        raise DataError(f"{path}: expected one label per ImageId")
+    return labels.astype(np.uint8)

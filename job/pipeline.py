@@ -9,14 +9,15 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import yaml
 
 from job import config as config_mod
-from job import data, interrupt, manifest, preflight, report, runtime, sources, submission
+from job import (data, ensemble, interrupt, manifest, preflight, report, runtime, sources,
+                 submission)
 from job.config import Config
 from job.errors import RunError
 from job.files import write_atomic
@@ -135,10 +136,11 @@ def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dic
     (run.path / "models").mkdir(exist_ok=True)
     predictors, models = {}, []
     for task in make_tasks(config, run):
-        predictor, row = reuse_finished(task, run, log) or train_one(
+        predictors[task.name], row = reuse_finished(task, run, log) or train_one(
             task, prepared.split, run, log, rt)
-        predictors[task.name] = predictor
         models.append(row)
+    add_ensembles(config, prepared.split, run, log, rt, predictors, models)
+    score_held_out(prepared, predictors, models, log)
     save_validation_predictions(run, prepared.split, predictors)
     best = select_best(models)
     log(f"best: {best['name']} (val accuracy {best['val_accuracy']:.4f})")
@@ -150,6 +152,46 @@ def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dic
     shutil.rmtree(run.path / "checkpoints", ignore_errors=True)   # every model is saved
     report.write_report(run, record, metrics)
     return metrics
+
+
+def add_ensembles(config: Config, split: Split, run: Run, log: Log, rt, predictors: dict,
+                  models: list[dict]) -> None:
+    """Train the bag's copies (each on its own split of the training rows), then add the
+    averaged candidates, scored on the outer validation split."""
+    settings = config.ensemble
+    groups = {}
+    if settings.members:
+        groups["ensemble"] = list(settings.members)
+    if settings.bag_copies:
+        [base] = [t for t in make_tasks(replace(config, models=(settings.bag_model,)), run)]
+        for i, task in enumerate(ensemble.bag_tasks(base, settings.bag_copies), start=1):
+            own = ensemble.bag_split(split, i, settings.bag_holdout, config.data.seed)
+            predictors[task.name], row = reuse_finished(task, run, log) or train_one(
+                task, own, run, log, rt, judge=split)
+            models.append({**row, "role": f"member of bag-{settings.bag_model}"})
+        groups[f"bag-{settings.bag_model}"] = [t.name for t in
+                                               ensemble.bag_tasks(base, settings.bag_copies)]
+    rows = {m["name"]: m for m in models}
+    for name, members in groups.items():
+        predictors[name] = ensemble.averaging([predictors[m] for m in members])
+        scores = common.score(predictors[name](split.val_x), split.val_y)
+        models.append(ensemble.ensemble_row(name, [rows[m] for m in members], scores))
+        log(f"{name:<10} averages {', '.join(members)}: val accuracy "
+            f"{scores['val_accuracy']:.4f}")
+
+
+def score_held_out(prepared: Prepared, predictors: dict, models: list[dict], log: Log) -> None:
+    """The embedded sample keeps its test labels (test_labels.csv): score every model on
+    those unseen rows too. Competition data has none, and gets no such column."""
+    path = prepared.dir / "test_labels.csv"
+    if not path.is_file():
+        return
+    labels = data.read_test_labels(path)
+    for row in models:
+        predicted = predictors[row["name"]](prepared.arrays.test_images).argmax(axis=1)
+        row["test_accuracy"] = float((predicted == labels).mean())
+    best = max(models, key=lambda m: m["test_accuracy"])
+    log(f"held-out test labels: best {best['name']} {best['test_accuracy']:.4f}")
 
 
 def save_validation_predictions(run: Run, split: Split, predictors: dict) -> None:
@@ -186,14 +228,15 @@ def reuse_finished(task: Task, run: Run, log: Log) -> tuple | None:
 
 
 def train_one(task: Task, split: Split, run: Run, log: Log,
-              rt: runtime.Runtime | None = None) -> tuple:
+              rt: runtime.Runtime | None = None, judge: Split | None = None) -> tuple:
     """Train one model in its style, score it, save it, log its hyperparameters; then
     its results row marks it finished and its checkpoints can go."""
     from job.train import keras_fit, tf_loop  # TensorFlow loads only when training starts
     fit = {"tf": tf_loop.fit, "keras": keras_fit.fit}[task.style]
     log(f"{task.name:<10} training ({'plain TensorFlow loop' if task.style == 'tf' else 'Keras fit'})")
     trained = fit(task, split, log, rt)
-    scores = common.score(trained.predict_logits(split.val_x), split.val_y)
+    judge = judge or split   # a bag copy is judged on the outer split, not its own
+    scores = common.score(trained.predict_logits(judge.val_x), judge.val_y)
     trained.save(run.path / "models")
     common.write_hparams(task.logdir, common.hparams_of(trained, task.spec, task.train))
     log(f"{task.name:<10} done: val accuracy {scores['val_accuracy']:.4f}, "

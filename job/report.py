@@ -114,23 +114,33 @@ def read_finished_run(run_dir: Path) -> tuple[Run, dict, dict]:
 
 def format_table(models: list[dict], best: str) -> str:
     """One markdown row per model, TF and Keras of a family next to each other."""
+    held_out = all("test_accuracy" in m for m in models)
     lines = ["| model | arch | style | params | epochs run | best epoch | val accuracy "
-             "| val loss | s/epoch | train s |",
-             "|---|---|---|--:|--:|--:|--:|--:|--:|--:|"]
-    for m in sorted(models, key=lambda m: (m["arch"], m["style"] != "tf")):
+             "| val loss | s/epoch | train s |" + (" test accuracy |" if held_out else ""),
+             "|---|---|---|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if held_out else "")]
+    order = {"ffn": 0, "cnn": 1, "lstm": 2, "ensemble": 3}
+    for m in sorted(models, key=lambda m: (order.get(m["arch"], 9), m["style"] != "tf")):
         mark = " **(best)**" if m["name"] == best else ""
+        per_epoch = f"{m['seconds_per_epoch']:.2f}" if m["seconds_per_epoch"] else "-"
         lines.append(
             f"| {m['name']}{mark} | {m['arch']} | {m['style']} | {m['params']:,} "
-            f"| {m['epochs_run']} | {m['best_epoch']} | {m['val_accuracy']:.4f} "
-            f"| {m['val_loss']:.4f} | {m['seconds_per_epoch']:.2f} | {m['train_seconds']:.1f} |")
-    return "\n".join(lines)
+            f"| {m['epochs_run']} | {m['best_epoch'] or '-'} | {m['val_accuracy']:.4f} "
+            f"| {m['val_loss']:.4f} | {per_epoch} | {m['train_seconds']:.1f} |"
+            + (f" {m['test_accuracy']:.4f} |" if held_out else ""))
+    notes = [f"- `{m['name']}` averages the softmax of {', '.join(m['members'])}" +
+             (": each copy was fit and early-stopped on its own split of the training rows, "
+              "so the validation rows are unseen by all of them" if m["name"].startswith("bag-")
+              else ": its members were early-stopped on these validation rows, which "
+                   "flatters it slightly")
+             for m in models if m.get("members")]
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def format_speed(models: list[dict]) -> str:
     """Keras / TF seconds-per-epoch ratio per family, the notebook's headline question."""
     by_name = {m["name"]: m for m in models}
     lines = []
-    for arch in ("ffn", "cnn"):
+    for arch in ("ffn", "cnn", "lstm"):
         tf_, keras_ = by_name.get(f"{arch}-tf"), by_name.get(f"{arch}-keras")
         if tf_ and keras_ and tf_["seconds_per_epoch"] > 0:
             ratio = keras_["seconds_per_epoch"] / tf_["seconds_per_epoch"]

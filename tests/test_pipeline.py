@@ -13,7 +13,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 SMOKE_MODELS = ("ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras")   # configs/smoke.yaml
 METRIC_KEYS = {"name", "arch", "style", "params", "epochs_run", "best_epoch", "val_accuracy",
-               "val_loss", "train_seconds", "seconds_per_epoch", "history"}
+               "val_loss", "train_seconds", "seconds_per_epoch", "history",
+               "test_accuracy"}   # the sample keeps its test labels: scored on them too
 
 
 def run_job(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -74,6 +75,7 @@ def test_metrics_schema(smoke_run):
         assert set(m) == METRIC_KEYS
         assert 1 <= m["best_epoch"] <= m["epochs_run"] <= 3
         assert 0.0 <= m["val_accuracy"] <= 1.0 and m["val_loss"] > 0
+        assert 0.0 <= m["test_accuracy"] <= 1.0
         assert len(m["history"]) == m["epochs_run"]
     params = {m["name"]: m["params"] for m in metrics["models"]}
     assert params["ffn-tf"] == params["ffn-keras"] and params["cnn-tf"] == params["cnn-keras"]

@@ -1,0 +1,74 @@
+"""Ensembles and bagging: averaged softmax, honest validation, candidates for best."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from job import ensemble
+from job.config import ConfigError, load_config
+from job.train.common import Split, cross_entropy
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_averaging_takes_the_mean_probability():
+    a = np.log(np.array([[0.9, 0.1], [0.2, 0.8]]))
+    b = np.log(np.array([[0.5, 0.5], [0.6, 0.4]]))
+    mixed = ensemble.averaging([lambda x: a, lambda x: b])(None)
+    np.testing.assert_allclose(np.exp(mixed), [[0.7, 0.3], [0.4, 0.6]], rtol=1e-6)
+
+
+def test_bag_splits_differ_and_never_touch_the_validation_rows(digits):
+    images, labels = digits
+    outer = Split(images[:1500], labels[:1500], images[1500:], labels[1500:])
+    splits = [ensemble.bag_split(outer, copy, 0.1, 42) for copy in (1, 2)]
+    for own in splits:
+        assert len(own.train_x) + len(own.val_x) == 1500
+        seen = {r.tobytes() for r in np.concatenate([own.train_x, own.val_x])}
+        assert seen == {r.tobytes() for r in outer.train_x}      # only the training rows
+        assert set(np.unique(own.val_y)) == set(range(10))         # stratified
+    assert not np.array_equal(splits[0].val_x, splits[1].val_x)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["ensemble.members=[ffn-tf, lstm-tf]"], "ensemble.members: lstm-tf not in `models`"),
+    (["ensemble.members=[ffn-tf]"], "ensemble.members: expected 2 or more models"),
+    (["ensemble.bag_model=cnn-tf"], "set both ensemble.bag_model and ensemble.bag_copies"),
+    (["ensemble.bag_model=cnn-tf", "ensemble.bag_copies=1"], "expected 0 or at least 2 copies"),
+])
+def test_bad_ensemble_settings(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(REPO / "configs/smoke.yaml", overrides)
+
+
+def test_ensembles_are_candidates_judged_on_the_outer_validation_split(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
+    env.update(PYTHONPATH=str(REPO), HOME=str(tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "job", "train", "--config", str(REPO / "configs/smoke.yaml"),
+         "--set", "models=[ffn-tf, ffn-keras]", "--set", "output.runs_dir=runs",
+         "--set", "ensemble.members=[ffn-tf, ffn-keras]",
+         "--set", "ensemble.bag_model=ffn-tf", "--set", "ensemble.bag_copies=2"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / result.stdout.strip().splitlines()[-1]
+    metrics = json.loads((run / "metrics.json").read_text())
+    rows = {m["name"]: m for m in metrics["models"]}
+    assert set(rows) == {"ffn-tf", "ffn-keras", "ffn-tf-bag1", "ffn-tf-bag2", "ensemble",
+                         "bag-ffn-tf"}
+    assert rows["bag-ffn-tf"]["members"] == ["ffn-tf-bag1", "ffn-tf-bag2"]
+    saved = np.load(run / "validation.npz")
+    labels = saved["val_labels"]
+    for name, members in (("ensemble", ["ffn-tf", "ffn-keras"]),
+                          ("bag-ffn-tf", ["ffn-tf-bag1", "ffn-tf-bag2"])):
+        mean = np.mean([ensemble.softmax(saved[f"logits/{m}"]) for m in members], axis=0)
+        assert rows[name]["val_accuracy"] == pytest.approx(float((mean.argmax(1) == labels).mean()))
+        assert rows[name]["val_loss"] == pytest.approx(cross_entropy(np.log(mean), labels), rel=1e-4)
+    best = max(metrics["models"], key=lambda m: (m["val_accuracy"], -m["val_loss"]))
+    assert metrics["best"] == best["name"]
+    assert "`bag-ffn-tf` averages" in (run / "report.md").read_text()
