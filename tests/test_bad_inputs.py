@@ -27,6 +27,16 @@ import pytest
 from csv_files import TEST_HEADER, TRAIN_HEADER, csv_text, make_images
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def smoke_line(prefix: str) -> int:
+    """The line of configs/smoke.yaml starting with `prefix` (messages name lines)."""
+    lines = (REPO / "configs/smoke.yaml").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, start=1) if line.startswith(prefix))
+
+
+# An unclosed `models: [...` is reported at the next key, `arch:`.
+MODELS_LINE, ARCH_LINE = smoke_line("models:"), smoke_line("arch:")
 SMOKE = REPO / "configs" / "smoke.yaml"
 N_TRAIN, N_TEST = 100, 10
 STOP_AFTER_PARSING = "data.val_fraction=0.01"
@@ -193,8 +203,9 @@ CONFIG_CASES = [
          "in [1, 28], got 29", config=replace("kernel_size: 3 ", "kernel_size: 29 ")),
     Case("config: out of range (--set)", "error: --set train.learning_rate: expected a number "
          "> 0, got 0", args=("--set", "train.learning_rate=0"), slow=True),
-    Case("config: invalid YAML", "error: <config> line 16: invalid YAML: expected ',' or ']', "
-         "but got '<scalar>' (while parsing a flow sequence that starts on line 14)",
+    Case("config: invalid YAML", f"error: <config> line {ARCH_LINE}: invalid YAML: "
+         "expected ',' or ']', but got '<scalar>' (while parsing a flow sequence that starts "
+         f"on line {MODELS_LINE})",
          config=replace("cnn-keras]", "cnn-keras")),
     Case("config: tab indentation", "error: <config> line 9: invalid YAML: found character "
          "'\\t' that cannot start any token", config=replace("\n  dir:", "\n\tdir:"), slow=True),
@@ -205,7 +216,7 @@ CONFIG_CASES = [
     Case("config: missing file", "error: <case>/nope.yaml: config file not found",
          args=("--config", "<case>/nope.yaml"), slow=True),
     Case("config: unknown model", 'error: --set models[1]: expected one of ffn-tf | ffn-keras '
-         '| cnn-tf | cnn-keras, got "cnn-jax" (did you mean cnn-keras?)',
+         '| cnn-tf | cnn-keras | lstm-tf | lstm-keras, got "cnn-jax" (did you mean cnn-keras?)',
          args=("--set", "models=[ffn-tf, cnn-jax]")),
     Case("config: bad message template", "error: --set kaggle.message: invalid template "
          "(KeyError: 'score'); placeholders: {run_id}, {best}, {val_accuracy}, {epochs}, "
