@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from fs_checks import nobody_can_write
 from csv_files import TEST_HEADER, TRAIN_HEADER, csv_text, make_images
 
 REPO = Path(__file__).resolve().parent.parent
@@ -325,16 +326,6 @@ def test_a_file_as_runs_folder_is_refused_before_training(tmp_path):
     assert "output.runs_dir" in result.stderr
     assert "training" not in result.stdout
     assert (tmp_path / "data" / "train.csv").read_bytes() == TRAIN
-
-
-def nobody_can_write(folder: Path) -> bool:
-    """True where even root's writes fail, as in sysfs."""
-    try:
-        (folder / ".job-write-test").touch()
-    except OSError:
-        return True
-    (folder / ".job-write-test").unlink()
-    return False
 
 
 @pytest.mark.skipif(not Path("/sys").is_dir() or not nobody_can_write(Path("/sys")),

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fs_checks import nobody_can_write
 
 from job import preflight
 from job.errors import RunError
@@ -72,17 +73,7 @@ def test_a_read_only_folder_is_refused(tmp_path):
         locked.chmod(0o700)
 
 
-def root_cannot_write(folder: Path) -> bool:
-    """True where even root's writes fail, e.g. sysfs."""
-    try:
-        (folder / ".job-write-test").touch()
-    except OSError:
-        return True
-    (folder / ".job-write-test").unlink()
-    return False
-
-
-@pytest.mark.skipif(not Path("/sys").is_dir() or not root_cannot_write(Path("/sys")),
+@pytest.mark.skipif(not Path("/sys").is_dir() or not nobody_can_write(Path("/sys")),
                     reason="needs a folder nobody can write into (/sys)")
 def test_a_folder_nobody_can_write_into_is_refused():
     with pytest.raises(RunError, match=r"^/sys/job-runs: runs folder is not writable \("):
