@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -25,29 +24,37 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-TRAIN_ROWS, TEST_ROWS = 42_000, 28_000   # the competition's sizes
 MODELS = ("ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs/default.yaml")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per model (>= 2)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per model and round (>= 2)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times every model is trained, in turn (the machine's slow spells "
+                             "then fall on both styles)")
+    parser.add_argument("--rows", type=int, nargs=2, default=(42_000, 28_000),
+                        metavar=("TRAIN", "TEST"), help="data size (default: the competition's)")
     parser.add_argument("--out", type=Path, default=Path("bench.json"))
     parser.add_argument("--workdir", type=Path, help="keep the generated data here")
     parser.add_argument("--skip-memory", action="store_true", help="no full-run memory probe")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config override for the timed models, e.g. train.batch_size=256")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.epochs < 2 or args.rounds < 1 or min(args.rows) < 100:
+        parser.error("--epochs must be at least 2, --rounds at least 1, --rows at least 100 each")
+    return args
 
 
-def make_kaggle_sized(folder: Path, seed: int = 0) -> None:
-    """42,000 labelled and 28,000 unlabelled digits in the Kaggle layout: the embedded
-    digits, each randomly shifted by up to 3 pixels and lightly noised."""
+def make_kaggle_sized(folder: Path, train_rows: int, test_rows: int, seed: int = 0) -> None:
+    """Labelled and unlabelled digits in the Kaggle layout (42,000 and 28,000 in the
+    competition): the embedded digits, each randomly shifted by up to 3 pixels and
+    lightly noised."""
     from job.sample import framed_digits, write_csv
     images, labels = framed_digits()
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(images), TRAIN_ROWS + TEST_ROWS)
+    picks = rng.integers(0, len(images), train_rows + test_rows)
     shifted = np.empty((len(picks), 28, 28), np.uint8)
     for i, (dy, dx) in enumerate(rng.integers(-3, 4, (len(picks), 2))):
         shifted[i] = np.roll(images[picks[i]].reshape(28, 28), (dy, dx), axis=(0, 1))
@@ -56,9 +63,9 @@ def make_kaggle_sized(folder: Path, seed: int = 0) -> None:
     header = [f"pixel{i}" for i in range(784)]
     folder.mkdir(parents=True, exist_ok=True)
     write_csv(folder / "train.csv", ["label", *header],
-              np.column_stack([labels[picks[:TRAIN_ROWS]], pixels[:TRAIN_ROWS]]))
-    write_csv(folder / "test.csv", header, pixels[TRAIN_ROWS:])
-    ids = np.arange(1, TEST_ROWS + 1)
+              np.column_stack([labels[picks[:train_rows]], pixels[:train_rows]]))
+    write_csv(folder / "test.csv", header, pixels[train_rows:])
+    ids = np.arange(1, test_rows + 1)
     write_csv(folder / "sample_submission.csv", ["ImageId", "Label"],
               np.column_stack([ids, np.zeros_like(ids)]))
 
@@ -71,6 +78,13 @@ def best_of(runs: int, fn) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def count_rows(folder: Path) -> list[int]:
+    """Rows of train.csv and test.csv as parsed (a kept --workdir may hold another size)."""
+    from job import data
+    arrays = data.load_arrays(folder)
+    return [len(arrays.train_images), len(arrays.test_images)]
 
 
 def measure_ingest(folder: Path) -> dict:
@@ -97,8 +111,10 @@ def measure_ingest(folder: Path) -> dict:
             "parse_vs_pandas": parse / pandas, "reload_vs_pandas": reload / pandas}
 
 
-def measure_models(folder: Path, config, epochs: int) -> list[dict]:
-    """Each model for a fixed number of epochs (early stopping off), same data and spec."""
+def measure_models(folder: Path, config, epochs: int, rounds: int) -> list[dict]:
+    """Each model for a fixed number of epochs (early stopping off), same data and spec,
+    all models in turn, `rounds` times: seconds per epoch is the median over every round
+    of the epochs after each round's first (which traces and compiles)."""
     from job import data
     from job.config import EarlyStoppingConfig
     from job.train import keras_fit, tf_loop
@@ -109,47 +125,69 @@ def measure_models(folder: Path, config, epochs: int) -> list[dict]:
                                          config.data.val_fraction, config.data.seed))
     never_stop = EarlyStoppingConfig(patience=epochs, restore_best_weights=False)
     train = replace(config.train, epochs=epochs, log_every=epochs, early_stopping=never_stop)
-    rows = []
+    rows = {name: {"model": name, "round_seconds": [], "epoch_seconds": [], "first_epoch_s": []}
+            for name in config.models}
     with tempfile.TemporaryDirectory() as logs:
-        for name in config.models:
-            arch, style = name.split("-")
-            task = Task(name, arch, style, getattr(config.arch, arch), train,
-                        config.data.seed, Path(logs) / name)
-            fit = {"tf": tf_loop.fit, "keras": keras_fit.fit}[style]
-            trained = fit(task, split, lambda line: print(line, flush=True))
-            per_epoch = statistics.median(h["seconds"] for h in trained.history[1:])
-            rows.append({"model": name, "seconds_per_epoch": per_epoch,
-                         "first_epoch_s": trained.history[0]["seconds"],
-                         "images_per_s": len(split.train_x) / per_epoch,
-                         **score(trained.predict_logits(split.val_x), split.val_y)})
-    return rows
+        for round_ in range(rounds):
+            for name in config.models:
+                arch, style = name.split("-")
+                task = Task(name, arch, style, getattr(config.arch, arch), train,
+                            config.data.seed, Path(logs) / f"{name}-{round_}")
+                fit = {"tf": tf_loop.fit, "keras": keras_fit.fit}[style]
+                trained = fit(task, split, lambda line: print(line, flush=True))
+                later = [h["seconds"] for h in trained.history[1:]]
+                row = rows[name]
+                row["epoch_seconds"] += later
+                row["round_seconds"].append(statistics.median(later))
+                row["first_epoch_s"].append(trained.history[0]["seconds"])
+                # Every round trains from the same seed: the scores are the same each time.
+                row.update(score(trained.predict_logits(split.val_x), split.val_y))
+    for row in rows.values():
+        row["seconds_per_epoch"] = statistics.median(row["epoch_seconds"])
+        row["images_per_s"] = len(split.train_x) / row["seconds_per_epoch"]
+    return list(rows.values())
 
 
-def measure_memory(folder: Path, config_path: Path, workdir: Path) -> dict:
-    """Peak resident memory of a whole `python -m job train` (1 epoch per model)."""
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "job", "train",
-               "--config", str(config_path), "--set", "data.source=local",
+def measure_memory(folder: Path, config_path: Path, overrides: list[str], workdir: Path) -> dict:
+    """Peak resident memory of a whole `python -m job train` (1 epoch per model), from
+    the kernel's accounting of that one child (no dependence on GNU time being installed)."""
+    command = [sys.executable, "-m", "job", "train", "--config", str(config_path),
+               *(arg for override in overrides for arg in ("--set", override)),
+               "--set", "data.source=local",
                "--set", f"data.dir={folder}", "--set", "train.epochs=1",
                "--set", f"output.runs_dir={workdir / 'runs'}"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env = {k: v for k, v in env.items() if not k.startswith("KAGGLE")}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
-    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
-    return {"peak_rss_mb": int(peak.group(1)) / 1024 if peak else None,
-            "exit_code": result.returncode}
+    with tempfile.TemporaryFile() as output:
+        child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env,
+                                 cwd=workdir)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            output.seek(0)
+            print(output.read().decode(errors="replace")[-3000:], file=sys.stderr)
+    return {"peak_rss_mb": usage.ru_maxrss / 1024,   # Linux reports kilobytes
+            "exit_code": child.returncode}
 
 
 def ratios(rows: list[dict]) -> dict:
-    """Keras / TF seconds per epoch, per family."""
+    """Keras / TF seconds per epoch per family: of the medians, and the lowest and highest
+    of the rounds' ratios (how much the machine's noise moves it)."""
     by_name = {r["model"]: r for r in rows}
-    return {arch: by_name[f"{arch}-keras"]["seconds_per_epoch"]
-            / by_name[f"{arch}-tf"]["seconds_per_epoch"]
-            for arch in ("ffn", "cnn") if {f"{arch}-tf", f"{arch}-keras"} <= set(by_name)}
+    result = {}
+    for arch in ("ffn", "cnn", "lstm"):
+        tf_row, keras_row = by_name.get(f"{arch}-tf"), by_name.get(f"{arch}-keras")
+        if tf_row and keras_row:
+            per_round = [k / t for k, t in zip(keras_row["round_seconds"], tf_row["round_seconds"])]
+            result[arch] = {"median": keras_row["seconds_per_epoch"] / tf_row["seconds_per_epoch"],
+                            "rounds_min": min(per_round), "rounds_max": max(per_round)}
+    return result
 
 
 def print_table(result: dict) -> None:
     ingest = result["ingest"]
-    print(f"\nCSV ingest (train.csv {TRAIN_ROWS:,} rows + test.csv {TEST_ROWS:,} rows)")
+    train_rows, test_rows = result["rows"]
+    print(f"\nCSV ingest (train.csv {train_rows:,} rows + test.csv {test_rows:,} rows)")
     print(f"  job first parse   {ingest['first_parse_s']:.3f} s  "
           f"({ingest['parse_vs_pandas']:.2f}x pandas)")
     print(f"  pandas.read_csv   {ingest['pandas_read_csv_s']:.3f} s")
@@ -159,31 +197,43 @@ def print_table(result: dict) -> None:
     for r in result["models"]:
         print(f"{r['model']:<10} {r['seconds_per_epoch']:>8.2f} {r['images_per_s']:>9.0f} "
               f"{r['val_accuracy']:>8.4f} {r['val_loss']:>9.4f}")
+    print(f"(seconds per epoch: median over {result['rounds']} rounds of {result['epochs']} "
+          f"epochs, each round's first left out)")
     for arch, ratio in result["keras_over_tf"].items():
-        print(f"Keras/TF seconds per epoch, {arch}: {ratio:.3f}")
+        print(f"Keras/TF seconds per epoch, {arch}: {ratio['median']:.3f} "
+              f"(rounds: {ratio['rounds_min']:.3f}-{ratio['rounds_max']:.3f})")
     if result.get("memory"):
-        print(f"peak RSS of a full run: {result['memory']['peak_rss_mb']:.0f} MB")
+        memory = result["memory"]
+        failed = f" (but the run FAILED, exit code {memory['exit_code']})" if memory["exit_code"] else ""
+        print(f"peak RSS of a full run: {memory['peak_rss_mb']:.0f} MB{failed}")
 
 
 def main() -> None:
     args = parse_args()
+    from job.cli import import_tensorflow_quietly
     from job.config import load_config
+    import_tensorflow_quietly()
+    import tensorflow as tf
+    # Keras' predict retraces for the last, smaller batch; with every model trained
+    # several times TF warns about it, which is noise here.
+    tf.get_logger().setLevel("ERROR")
     config = load_config(args.config, args.overrides)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
         folder = workdir / "data"
         if not (folder / "train.csv").is_file():
             print(f"generating Kaggle-sized data in {folder}", flush=True)
-            make_kaggle_sized(folder)
+            make_kaggle_sized(folder, *args.rows)
         result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                   "config": str(args.config), "overrides": args.overrides,
-                  "epochs": args.epochs, "batch_size": config.train.batch_size,
+                  "rows": count_rows(folder), "epochs": args.epochs, "rounds": args.rounds,
+                  "batch_size": config.train.batch_size,
                   "steps_per_execution": config.train.steps_per_execution,
                   "ingest": measure_ingest(folder)}
-        result["models"] = measure_models(folder, config, args.epochs)
+        result["models"] = measure_models(folder, config, args.epochs, args.rounds)
         result["keras_over_tf"] = ratios(result["models"])
         if not args.skip_memory:
-            result["memory"] = measure_memory(folder, args.config, workdir)
+            result["memory"] = measure_memory(folder, args.config, args.overrides, workdir)
     print_table(result)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.out}")
