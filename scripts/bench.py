@@ -178,7 +178,8 @@ def ratios(rows: list[dict]) -> dict:
     for arch in ("ffn", "cnn", "lstm"):
         tf_row, keras_row = by_name.get(f"{arch}-tf"), by_name.get(f"{arch}-keras")
         if tf_row and keras_row:
-            per_round = [k / t for k, t in zip(keras_row["round_seconds"], tf_row["round_seconds"])]
+            per_round = [k / t for k, t in zip(keras_row["round_seconds"],
+                                               tf_row["round_seconds"])]
             result[arch] = {"median": keras_row["seconds_per_epoch"] / tf_row["seconds_per_epoch"],
                             "rounds_min": min(per_round), "rounds_max": max(per_round)}
     return result
@@ -204,7 +205,8 @@ def print_table(result: dict) -> None:
               f"(rounds: {ratio['rounds_min']:.3f}-{ratio['rounds_max']:.3f})")
     if result.get("memory"):
         memory = result["memory"]
-        failed = f" (but the run FAILED, exit code {memory['exit_code']})" if memory["exit_code"] else ""
+        failed = (f" (but the run FAILED, exit code {memory['exit_code']})"
+                  if memory["exit_code"] else "")
         print(f"peak RSS of a full run: {memory['peak_rss_mb']:.0f} MB{failed}")
 
 

@@ -144,8 +144,9 @@ def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Spli
 def make_steps(model: tf.Module, optimizer: Adam, loss_scale: LossScale | None,
                runtime: Runtime) -> tuple[Callable, Callable]:
     """Compiled training (n steps from an iterator) and evaluation (a whole dataset), each
-    returning [summed loss, correct count, examples] over all replicas. XLA compiles each replica's computation, not the
-    cross-replica parts (gradient all-reduce, optimizer), which XLA cannot span."""
+    returning [summed loss, correct count, examples] over all replicas. XLA compiles each
+    replica's computation, not the cross-replica parts (gradient all-reduce, optimizer),
+    which XLA cannot span."""
     strategy = runtime.strategy
     variables = model.trainable_variables
 
