@@ -148,26 +148,38 @@ def measure_models(folder: Path, config, epochs: int, rounds: int) -> list[dict]
     return list(rows.values())
 
 
+# Runs `python -m job ARGS...` and writes the process's VmHWM (peak resident set) to PATH
+# at exit. Not rusage: a child inherits the benchmark's own peak through fork and exec
+# (Linux keeps the larger ru_maxrss), and this process has trained many models by then.
+PEAK_PROBE = """
+import atexit, runpy, sys
+path = sys.argv.pop(1)
+def write_peak():
+    status = open("/proc/self/status").read()
+    peak = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
+    open(path, "w").write(peak)
+atexit.register(write_peak)
+sys.argv[0] = "job"
+runpy.run_module("job", run_name="__main__", alter_sys=True)
+"""
+
+
 def measure_memory(folder: Path, config_path: Path, overrides: list[str], workdir: Path) -> dict:
-    """Peak resident memory of a whole `python -m job train` (1 epoch per model), from
-    the kernel's accounting of that one child (no dependence on GNU time being installed)."""
-    command = [sys.executable, "-m", "job", "train", "--config", str(config_path),
+    """Peak resident memory of a whole `python -m job train` (1 epoch per model)."""
+    peak_file = workdir / "peak_rss_kb"
+    command = [sys.executable, "-c", PEAK_PROBE, str(peak_file), "train",
+               "--config", str(config_path),
                *(arg for override in overrides for arg in ("--set", override)),
                "--set", "data.source=local",
                "--set", f"data.dir={folder}", "--set", "train.epochs=1",
                "--set", f"output.runs_dir={workdir / 'runs'}"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env = {k: v for k, v in env.items() if not k.startswith("KAGGLE")}
-    with tempfile.TemporaryFile() as output:
-        child = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env,
-                                 cwd=workdir)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode != 0:
-            output.seek(0)
-            print(output.read().decode(errors="replace")[-3000:], file=sys.stderr)
-    return {"peak_rss_mb": usage.ru_maxrss / 1024,   # Linux reports kilobytes
-            "exit_code": child.returncode}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
+    if result.returncode != 0:
+        print(result.stdout[-2000:], result.stderr[-2000:], sep="\n", file=sys.stderr)
+    peak_kb = int(peak_file.read_text()) if peak_file.is_file() else None
+    return {"peak_rss_mb": peak_kb / 1024 if peak_kb else None, "exit_code": result.returncode}
 
 
 def ratios(rows: list[dict]) -> dict:
@@ -207,7 +219,8 @@ def print_table(result: dict) -> None:
         memory = result["memory"]
         failed = (f" (but the run FAILED, exit code {memory['exit_code']})"
                   if memory["exit_code"] else "")
-        print(f"peak RSS of a full run: {memory['peak_rss_mb']:.0f} MB{failed}")
+        peak = memory["peak_rss_mb"]
+        print(f"peak RSS of a full run: {'unknown' if peak is None else f'{peak:.0f} MB'}{failed}")
 
 
 def main() -> None:

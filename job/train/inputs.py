@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -93,3 +94,15 @@ def evaluation_batches(images: np.ndarray, labels: np.ndarray | None,
         return images_ds.prefetch(tf.data.AUTOTUNE)
     labels_ds = tf.data.Dataset.from_tensor_slices(labels.astype(np.int32)).batch(batch_size)
     return tf.data.Dataset.zip((images_ds, labels_ds)).prefetch(tf.data.AUTOTUNE)
+
+
+def batched_predictor(model: Callable, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Logits (float32) for uint8 images: batches in file order through
+    `model(x, training=False)`, traced once for every batch size (the last is smaller)."""
+    infer = tf.function(lambda x: model(x, training=False),
+                        input_signature=[tf.TensorSpec([None, SIDE * SIDE])])
+
+    def predict_logits(images: np.ndarray) -> np.ndarray:
+        batches = evaluation_batches(images, None, batch_size)
+        return np.concatenate([infer(x).numpy().astype(np.float32) for x in batches])
+    return predict_logits

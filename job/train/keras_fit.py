@@ -165,10 +165,12 @@ def early_stopping(config, resume: tuple | None = None) -> ResumableEarlyStoppin
 
 
 def make_predictor(model: keras.Model, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Logits for uint8 images, batched, in inference mode."""
-    def predict_logits(images: np.ndarray) -> np.ndarray:
-        return model.predict(inputs.evaluation_batches(images, None, batch_size), verbose=0)
-    return predict_logits
+    """Logits for uint8 images, batched, in inference mode.
+
+    Not `model.predict`: with steps_per_execution it unrolls that many forward passes
+    into one graph and runs them side by side, which held 100-480 MB more at the end of
+    a Kaggle-sized run with the CNN."""
+    return inputs.batched_predictor(model, batch_size)
 
 
 def save_model(model: keras.Model, path: Path) -> None:

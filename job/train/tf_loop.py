@@ -241,15 +241,7 @@ def set_weights(model: tf.Module, values: list[np.ndarray]) -> None:
 
 def make_predictor(model: tf.Module, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
     """Logits for uint8 images, batched, in inference mode."""
-    # One trace for every batch size (the last batch is smaller): no retracing, and no
-    # retracing warnings when a run trains many models.
-    infer = tf.function(lambda x: model(x, training=False),
-                        input_signature=[tf.TensorSpec([None, inputs.SIDE * inputs.SIDE])])
-
-    def predict_logits(images: np.ndarray) -> np.ndarray:
-        batches = inputs.evaluation_batches(images, None, batch_size)
-        return np.concatenate([infer(x).numpy() for x in batches])
-    return predict_logits
+    return inputs.batched_predictor(model, batch_size)
 
 
 def save_module(model: tf.Module, path: Path) -> None:
