@@ -111,6 +111,29 @@ def measure_ingest(folder: Path) -> dict:
             "parse_vs_pandas": parse / pandas, "reload_vs_pandas": reload / pandas}
 
 
+def measure_pipeline(folder: Path, config, epochs: int) -> dict:
+    """The shared input pipeline alone (gather, cast, augmentation, batching), drained as
+    fast as it can be: how many images per second the host can feed a GPU."""
+    from job import data
+    from job.train import inputs
+
+    arrays = data.load_arrays(folder)
+    train_x, train_y, _, _ = data.split_validation(arrays.train_images, arrays.train_labels,
+                                                   config.data.val_fraction, config.data.seed)
+    steps = inputs.steps_per_epoch(len(train_x), config.train.batch_size)
+    batches = iter(inputs.training_batches(train_x, train_y, config.train.batch_size,
+                                           config.data.seed, 0, epochs, config.train.augment))
+    seconds = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for _ in range(steps):
+            next(batches)
+        seconds.append(time.perf_counter() - start)
+    per_epoch = statistics.median(seconds[1:])
+    return {"augmented": config.train.augment.active, "seconds_per_epoch": per_epoch,
+            "images_per_s": len(train_x) / per_epoch}
+
+
 def measure_models(folder: Path, config, epochs: int, rounds: int) -> list[dict]:
     """Each model for a fixed number of epochs (early stopping off), same data and spec,
     all models in turn, `rounds` times: seconds per epoch is the median over every round
@@ -206,6 +229,10 @@ def print_table(result: dict) -> None:
     print(f"  pandas.read_csv   {ingest['pandas_read_csv_s']:.3f} s")
     print(f"  job cached reload {ingest['cached_reload_s'] * 1000:.1f} ms "
           f"({ingest['reload_vs_pandas'] * 100:.2f}% of pandas)")
+    pipeline = result["pipeline"]
+    kind = "augmented" if pipeline["augmented"] else "no augmentation"
+    print(f"\ninput pipeline alone ({kind}): {pipeline['seconds_per_epoch']:.3f} s/epoch, "
+          f"{pipeline['images_per_s']:.0f} images/s")
     print(f"\n{'model':<10} {'s/epoch':>8} {'images/s':>9} {'val_acc':>8} {'val_loss':>9}")
     for r in result["models"]:
         print(f"{r['model']:<10} {r['seconds_per_epoch']:>8.2f} {r['images_per_s']:>9.0f} "
@@ -245,6 +272,7 @@ def main() -> None:
                   "batch_size": config.train.batch_size,
                   "steps_per_execution": config.train.steps_per_execution,
                   "ingest": measure_ingest(folder)}
+        result["pipeline"] = measure_pipeline(folder, config, args.epochs)
         result["models"] = measure_models(folder, config, args.epochs, args.rounds)
         result["keras_over_tf"] = ratios(result["models"])
         if not args.skip_memory:

@@ -33,6 +33,10 @@ def test_bench_measures_every_model_in_rounds_and_writes_the_table_and_json(tmp_
     assert ingest["first_parse_s"] > 0 and ingest["pandas_read_csv_s"] > 0
     assert ingest["parse_vs_pandas"] == ingest["first_parse_s"] / ingest["pandas_read_csv_s"]
 
+    pipeline = figures["pipeline"]   # smoke.yaml augments nothing
+    assert pipeline["augmented"] is False and pipeline["images_per_s"] > 0
+    assert "input pipeline alone (no augmentation): " in result.stdout
+
     assert [row["model"] for row in figures["models"]] == MODELS
     for row in figures["models"]:
         assert len(row["round_seconds"]) == 2 and len(row["epoch_seconds"]) == 2  # 1 per round
