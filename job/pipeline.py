@@ -249,6 +249,7 @@ def train_one(task: Task, split: Split, run: Run, log: Log,
            "history": trained.history}
     run.write_json(f"models/{task.name}.json", row)
     shutil.rmtree(task.checkpoint_dir, ignore_errors=True)
+    runtime.return_freed_memory()
     return trained.predict_logits, row
 
 

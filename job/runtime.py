@@ -125,3 +125,23 @@ def local_runtime(mixed_precision: str = "float32", jit_compile: bool = False) -
     import tensorflow as tf
     return Runtime(tf.distribute.get_strategy(), "none", 1, True, mixed_precision, jit_compile,
                    ())
+
+
+def return_freed_memory() -> None:
+    """Hand memory freed by a finished model back to the OS.
+
+    glibc keeps freed blocks in its heaps for reuse, so without this each model's
+    leftovers (its graphs, its copy of the training images, the CNN's activation
+    buffers) raised the floor the next model starts from; a Kaggle-sized run peaked
+    ~60 MB higher. A no-op where the C library has no malloc_trim (musl, macOS).
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
