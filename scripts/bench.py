@@ -25,12 +25,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 MODELS = ("ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras")
+EPOCHS = {"ffn": 8, "cnn": 3, "lstm": 3}   # per model and round, unless --epochs
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs/default.yaml")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per model and round (>= 2)")
+    parser.add_argument("--epochs", type=int,
+                        help="epochs per model and round, >= 2 (default: 8 for the FFNs, whose "
+                             "~1 s epochs the machine's noise moves most, 3 for the others)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="times every model is trained, in turn (the machine's slow spells "
                              "then fall on both styles)")
@@ -42,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config override for the timed models, e.g. train.batch_size=256")
     args = parser.parse_args()
-    if args.epochs < 2 or args.rounds < 1 or min(args.rows) < 100:
+    if (args.epochs is not None and args.epochs < 2) or args.rounds < 1 or min(args.rows) < 100:
         parser.error("--epochs must be at least 2, --rounds at least 1, --rows at least 100 each")
     return args
 
@@ -134,7 +137,7 @@ def measure_pipeline(folder: Path, config, epochs: int) -> dict:
             "images_per_s": len(train_x) / per_epoch}
 
 
-def measure_models(folder: Path, config, epochs: int, rounds: int) -> list[dict]:
+def measure_models(folder: Path, config, epochs: int | None, rounds: int) -> list[dict]:
     """Each model for a fixed number of epochs (early stopping off), same data and spec,
     all models in turn, `rounds` times: seconds per epoch is the median over every round
     of the epochs after each round's first (which traces and compiles)."""
@@ -146,15 +149,19 @@ def measure_models(folder: Path, config, epochs: int, rounds: int) -> list[dict]
     arrays = data.load_arrays(folder)
     split = Split(*data.split_validation(arrays.train_images, arrays.train_labels,
                                          config.data.val_fraction, config.data.seed))
-    never_stop = EarlyStoppingConfig(patience=epochs, restore_best_weights=False)
-    train = replace(config.train, epochs=epochs, log_every=epochs, early_stopping=never_stop)
-    rows = {name: {"model": name, "round_seconds": [], "epoch_seconds": [], "first_epoch_s": []}
+    def training(arch: str):
+        n = epochs or EPOCHS[arch]
+        never_stop = EarlyStoppingConfig(patience=n, restore_best_weights=False)
+        return replace(config.train, epochs=n, log_every=n, early_stopping=never_stop)
+
+    rows = {name: {"model": name, "epochs": training(name.split("-")[0]).epochs,
+                   "round_seconds": [], "epoch_seconds": [], "first_epoch_s": []}
             for name in config.models}
     with tempfile.TemporaryDirectory() as logs:
         for round_ in range(rounds):
             for name in config.models:
                 arch, style = name.split("-")
-                task = Task(name, arch, style, getattr(config.arch, arch), train,
+                task = Task(name, arch, style, getattr(config.arch, arch), training(arch),
                             config.data.seed, Path(logs) / f"{name}-{round_}")
                 fit = {"tf": tf_loop.fit, "keras": keras_fit.fit}[style]
                 trained = fit(task, split, lambda line: print(line, flush=True))
@@ -171,16 +178,27 @@ def measure_models(folder: Path, config, epochs: int, rounds: int) -> list[dict]
     return list(rows.values())
 
 
-# Runs `python -m job ARGS...` and writes the process's VmHWM (peak resident set) to PATH
-# at exit. Not rusage: a child inherits the benchmark's own peak through fork and exec
-# (Linux keeps the larger ru_maxrss), and this process has trained many models by then.
+# Runs `python -m job ARGS...` and writes, at exit, the process's VmHWM (peak resident
+# set) and the peak of its anonymous memory, sampled every 20 ms, to PATH as JSON. Not
+# rusage: a child inherits the benchmark's own peak through fork and exec (Linux keeps
+# the larger ru_maxrss), and this process has trained many models by then.
 PEAK_PROBE = """
-import atexit, runpy, sys
+import atexit, json, runpy, sys, threading, time
 path = sys.argv.pop(1)
+peak_anon = 0
+def status():
+    lines = open("/proc/self/status").read().splitlines()
+    return {l.split(":")[0]: int(l.split()[1]) for l in lines if l.endswith(" kB")}
+def sample():
+    global peak_anon
+    while True:
+        peak_anon = max(peak_anon, status()["RssAnon"])
+        time.sleep(0.02)
+threading.Thread(target=sample, daemon=True).start()
 def write_peak():
-    status = open("/proc/self/status").read()
-    peak = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
-    open(path, "w").write(peak)
+    now = status()
+    json.dump({"hwm_kb": now["VmHWM"], "peak_anon_kb": max(peak_anon, now["RssAnon"])},
+              open(path, "w"))
 atexit.register(write_peak)
 sys.argv[0] = "job"
 runpy.run_module("job", run_name="__main__", alter_sys=True)
@@ -188,10 +206,13 @@ runpy.run_module("job", run_name="__main__", alter_sys=True)
 
 
 def measure_memory(folder: Path, config_path: Path, overrides: list[str], workdir: Path) -> dict:
-    """Peak resident memory of a whole `python -m job train` (1 epoch per model)."""
-    peak_file = workdir / "peak_rss_kb"
+    """Peak resident memory of a whole `python -m job train` (1 epoch per model): all of
+    it, and its anonymous part (the rest is shared libraries mapped from disk, whose
+    count depends on the page cache: ~400 MB of TensorFlow after an old install, ~500
+    MB right after a fresh one)."""
+    peak_file = workdir / "peak_memory.json"
     command = [sys.executable, "-c", PEAK_PROBE, str(peak_file), "train",
-               "--config", str(config_path),
+               "--config", str(config_path.resolve()),
                *(arg for override in overrides for arg in ("--set", override)),
                "--set", "data.source=local",
                "--set", f"data.dir={folder}", "--set", "train.epochs=1",
@@ -201,8 +222,10 @@ def measure_memory(folder: Path, config_path: Path, overrides: list[str], workdi
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
     if result.returncode != 0:
         print(result.stdout[-2000:], result.stderr[-2000:], sep="\n", file=sys.stderr)
-    peak_kb = int(peak_file.read_text()) if peak_file.is_file() else None
-    return {"peak_rss_mb": peak_kb / 1024 if peak_kb else None, "exit_code": result.returncode}
+    peak = json.loads(peak_file.read_text()) if peak_file.is_file() else {}
+    return {"peak_rss_mb": peak["hwm_kb"] / 1024 if peak else None,
+            "peak_anonymous_mb": peak["peak_anon_kb"] / 1024 if peak else None,
+            "exit_code": result.returncode}
 
 
 def ratios(rows: list[dict]) -> dict:
@@ -233,12 +256,13 @@ def print_table(result: dict) -> None:
     kind = "augmented" if pipeline["augmented"] else "no augmentation"
     print(f"\ninput pipeline alone ({kind}): {pipeline['seconds_per_epoch']:.3f} s/epoch, "
           f"{pipeline['images_per_s']:.0f} images/s")
-    print(f"\n{'model':<10} {'s/epoch':>8} {'images/s':>9} {'val_acc':>8} {'val_loss':>9}")
+    print(f"\n{'model':<10} {'epochs':>6} {'s/epoch':>8} {'images/s':>9} {'val_acc':>8} "
+          f"{'val_loss':>9}")
     for r in result["models"]:
-        print(f"{r['model']:<10} {r['seconds_per_epoch']:>8.2f} {r['images_per_s']:>9.0f} "
-              f"{r['val_accuracy']:>8.4f} {r['val_loss']:>9.4f}")
-    print(f"(seconds per epoch: median over {result['rounds']} rounds of {result['epochs']} "
-          f"epochs, each round's first left out)")
+        print(f"{r['model']:<10} {r['epochs']:>6} {r['seconds_per_epoch']:>8.2f} "
+              f"{r['images_per_s']:>9.0f} {r['val_accuracy']:>8.4f} {r['val_loss']:>9.4f}")
+    print(f"(seconds per epoch: median over {result['rounds']} rounds of each round's epochs "
+          f"but the first)")
     for arch, ratio in result["keras_over_tf"].items():
         print(f"Keras/TF seconds per epoch, {arch}: {ratio['median']:.3f} "
               f"(rounds: {ratio['rounds_min']:.3f}-{ratio['rounds_max']:.3f})")
@@ -246,8 +270,11 @@ def print_table(result: dict) -> None:
         memory = result["memory"]
         failed = (f" (but the run FAILED, exit code {memory['exit_code']})"
                   if memory["exit_code"] else "")
-        peak = memory["peak_rss_mb"]
-        print(f"peak RSS of a full run: {'unknown' if peak is None else f'{peak:.0f} MB'}{failed}")
+        if memory["peak_rss_mb"] is None:
+            print(f"peak RSS of a full run: unknown{failed}")
+        else:
+            print(f"peak RSS of a full run: {memory['peak_rss_mb']:.0f} MB, of which anonymous "
+                  f"(not mapped from files) at most {memory['peak_anonymous_mb']:.0f} MB{failed}")
 
 
 def main() -> None:
@@ -261,7 +288,7 @@ def main() -> None:
     tf.get_logger().setLevel("ERROR")
     config = load_config(args.config, args.overrides)
     with tempfile.TemporaryDirectory() as tmp:
-        workdir = args.workdir or Path(tmp)
+        workdir = (args.workdir or Path(tmp)).resolve()   # the memory probe runs in it
         folder = workdir / "data"
         if not (folder / "train.csv").is_file():
             print(f"generating Kaggle-sized data in {folder}", flush=True)
@@ -272,7 +299,7 @@ def main() -> None:
                   "batch_size": config.train.batch_size,
                   "steps_per_execution": config.train.steps_per_execution,
                   "ingest": measure_ingest(folder)}
-        result["pipeline"] = measure_pipeline(folder, config, args.epochs)
+        result["pipeline"] = measure_pipeline(folder, config, args.epochs or 3)
         result["models"] = measure_models(folder, config, args.epochs, args.rounds)
         result["keras_over_tf"] = ratios(result["models"])
         if not args.skip_memory:
