@@ -136,12 +136,12 @@ def return_freed_memory() -> None:
     ~60 MB higher. A no-op where the C library has no malloc_trim (musl, macOS).
     """
     import ctypes
-    import ctypes.util
     import gc
 
     gc.collect()
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.malloc_trim(0)
+        # CDLL(None): the process's own symbols, the C library's among them; no
+        # find_library, which runs ldconfig in a subprocess.
+        ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass

@@ -152,7 +152,9 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
     if stopper.stopped_epoch:
         log(common.format_stop(task.name, stopper.stopped_epoch + 1, trained.best_epoch,
                                stopper.monitor))
-    trained.predict_logits = make_predictor(model, train_cfg.batch_size)
+    # Not model.predict: with steps_per_execution it unrolls that many forward passes into
+    # one graph and runs them side by side (100-480 MB more with the CNN's test set).
+    trained.predict_logits = inputs.batched_predictor(model, train_cfg.batch_size)
     trained.save = lambda folder: save_model(model, folder / f"{task.name}.keras")
     return trained
 
@@ -162,15 +164,6 @@ def early_stopping(config, resume: tuple | None = None) -> ResumableEarlyStoppin
     return ResumableEarlyStopping(
         resume, monitor=config.monitor, mode=config.resolved_mode, patience=config.patience,
         min_delta=config.min_delta, restore_best_weights=config.restore_best_weights)
-
-
-def make_predictor(model: keras.Model, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Logits for uint8 images, batched, in inference mode.
-
-    Not `model.predict`: with steps_per_execution it unrolls that many forward passes
-    into one graph and runs them side by side, which held 100-480 MB more at the end of
-    a Kaggle-sized run with the CNN."""
-    return inputs.batched_predictor(model, batch_size)
 
 
 def save_model(model: keras.Model, path: Path) -> None:
@@ -183,4 +176,4 @@ def save_model(model: keras.Model, path: Path) -> None:
 def load_predictor(folder: Path, task: common.Task) -> Callable[[np.ndarray], np.ndarray]:
     """Logits from a .keras archive written by `save_model`."""
     model = keras.models.load_model(folder / f"{task.name}.keras", compile=False)
-    return make_predictor(model, task.train.batch_size)
+    return inputs.batched_predictor(model, task.train.batch_size)

@@ -47,7 +47,7 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
     if stopper.stopped_epoch:
         log(common.format_stop(task.name, stopper.stopped_epoch + 1, trained.best_epoch,
                                stopper.monitor))
-    trained.predict_logits = make_predictor(model, task.train.batch_size)
+    trained.predict_logits = inputs.batched_predictor(model, task.train.batch_size)
     trained.save = lambda folder: save_module(model, folder / task.name)
     return trained
 
@@ -237,11 +237,6 @@ def set_weights(model: tf.Module, values: list[np.ndarray]) -> None:
     """Restore variables saved by early stopping (same order as model.variables)."""
     for variable, value in zip(model.variables, values):
         variable.assign(value)
-
-
-def make_predictor(model: tf.Module, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Logits for uint8 images, batched, in inference mode."""
-    return inputs.batched_predictor(model, batch_size)
 
 
 def save_module(model: tf.Module, path: Path) -> None:
