@@ -83,13 +83,6 @@ def best_of(runs: int, fn) -> float:
     return min(times)
 
 
-def count_rows(folder: Path) -> list[int]:
-    """Rows of train.csv and test.csv as parsed (a kept --workdir may hold another size)."""
-    from job import data
-    arrays = data.load_arrays(folder)
-    return [len(arrays.train_images), len(arrays.test_images)]
-
-
 def measure_ingest(folder: Path) -> dict:
     """The job's first parse, pandas' defaults on the same files, the job's cached reload."""
     import shutil
@@ -114,15 +107,12 @@ def measure_ingest(folder: Path) -> dict:
             "parse_vs_pandas": parse / pandas, "reload_vs_pandas": reload / pandas}
 
 
-def measure_pipeline(folder: Path, config, epochs: int) -> dict:
+def measure_pipeline(split, config, epochs: int) -> dict:
     """The shared input pipeline alone (gather, cast, augmentation, batching), drained as
     fast as it can be: how many images per second the host can feed a GPU."""
-    from job import data
     from job.train import inputs
 
-    arrays = data.load_arrays(folder)
-    train_x, train_y, _, _ = data.split_validation(arrays.train_images, arrays.train_labels,
-                                                   config.data.val_fraction, config.data.seed)
+    train_x, train_y = split.train_x, split.train_y
     steps = inputs.steps_per_epoch(len(train_x), config.train.batch_size)
     batches = iter(inputs.training_batches(train_x, train_y, config.train.batch_size,
                                            config.data.seed, 0, epochs, config.train.augment))
@@ -137,18 +127,14 @@ def measure_pipeline(folder: Path, config, epochs: int) -> dict:
             "images_per_s": len(train_x) / per_epoch}
 
 
-def measure_models(folder: Path, config, epochs: int | None, rounds: int) -> list[dict]:
+def measure_models(split, config, epochs: int | None, rounds: int) -> list[dict]:
     """Each model for a fixed number of epochs (early stopping off), same data and spec,
     all models in turn, `rounds` times: seconds per epoch is the median over every round
     of the epochs after each round's first (which traces and compiles)."""
-    from job import data
     from job.config import EarlyStoppingConfig
     from job.train import keras_fit, tf_loop
-    from job.train.common import Split, Task, score
+    from job.train.common import Task, score
 
-    arrays = data.load_arrays(folder)
-    split = Split(*data.split_validation(arrays.train_images, arrays.train_labels,
-                                         config.data.val_fraction, config.data.seed))
     def training(arch: str):
         n = epochs or EPOCHS[arch]
         never_stop = EarlyStoppingConfig(patience=n, restore_best_weights=False)
@@ -279,12 +265,14 @@ def print_table(result: dict) -> None:
 
 def main() -> None:
     args = parse_args()
+    from job import data
     from job.cli import import_tensorflow_quietly
     from job.config import load_config
+    from job.train.common import Split
     import_tensorflow_quietly()
     import tensorflow as tf
-    # Keras' predict retraces for the last, smaller batch; with every model trained
-    # several times TF warns about it, which is noise here.
+    # Every model builds its own tf.functions; from the fifth built by the same line of
+    # code TF warns of "retracing", which here only means many models were trained.
     tf.get_logger().setLevel("ERROR")
     config = load_config(args.config, args.overrides)
     with tempfile.TemporaryDirectory() as tmp:
@@ -293,14 +281,20 @@ def main() -> None:
         if not (folder / "train.csv").is_file():
             print(f"generating Kaggle-sized data in {folder}", flush=True)
             make_kaggle_sized(folder, *args.rows)
+        ingest = measure_ingest(folder)
+        arrays = data.load_arrays(folder)   # cached by now
+        split = Split(*data.split_validation(arrays.train_images, arrays.train_labels,
+                                             config.data.val_fraction, config.data.seed))
         result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                   "config": str(args.config), "overrides": args.overrides,
-                  "rows": count_rows(folder), "epochs": args.epochs, "rounds": args.rounds,
+                  # as parsed: a kept --workdir may hold another size than --rows
+                  "rows": [len(arrays.train_images), len(arrays.test_images)],
+                  "epochs": args.epochs, "rounds": args.rounds,
                   "batch_size": config.train.batch_size,
                   "steps_per_execution": config.train.steps_per_execution,
-                  "ingest": measure_ingest(folder)}
-        result["pipeline"] = measure_pipeline(folder, config, args.epochs or 3)
-        result["models"] = measure_models(folder, config, args.epochs, args.rounds)
+                  "ingest": ingest,
+                  "pipeline": measure_pipeline(split, config, args.epochs or 3),
+                  "models": measure_models(split, config, args.epochs, args.rounds)}
         result["keras_over_tf"] = ratios(result["models"])
         if not args.skip_memory:
             result["memory"] = measure_memory(folder, args.config, args.overrides, workdir)
