@@ -53,7 +53,9 @@ def build_both(spec, seed: int = 0):
 
 
 def tf_layers(net) -> list[tf.Module]:
-    """The TF net's Dense, Conv and BatchNorm modules in build order."""
+    """The TF net's Dense, Conv, BatchNorm and LSTM modules in build order."""
+    if isinstance(net, tf_nets.LSTM):
+        return [*net.recurrent, *net.dense, net.logits]
     if isinstance(net, tf_nets.FFN):
         blocks = list(net.blocks)
     else:
@@ -206,11 +208,6 @@ LSTM_VARIANTS = [
 ]
 
 
-def lstm_layers(net) -> list[tf.Module]:
-    """The TF LSTM's LSTM and Dense modules in build order."""
-    return [*net.recurrent, *net.dense, net.logits]
-
-
 def test_lstm_parameter_count_is_pinned_in_both_styles():
     model, net = keras_nets.build_lstm(LSTMSpec(), 0), tf_nets.build_lstm(LSTMSpec(), 0)
     assert model.count_params() == tf_nets.count_params(net) == LSTM_PINNED
@@ -221,13 +218,7 @@ def test_lstm_styles_start_identical(spec):
     """Same parameter count, the same variables bit for bit, the same inference logits."""
     model, net = keras_nets.build_lstm(spec, 7), tf_nets.build_lstm(spec, 7)
     assert model.count_params() == tf_nets.count_params(net)
-    keras_layers = [layer for layer in model.layers if layer.weights]
-    assert len(keras_layers) == len(lstm_layers(net))
-    for keras_layer, tf_layer in zip(keras_layers, lstm_layers(net)):
-        expected, actual = by_name(keras_layer.weights), by_name(tf_layer.variables)
-        assert expected.keys() == actual.keys(), keras_layer.name
-        for name in expected:
-            np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    assert_same_weights(model, net)
     x = pixels(3)
     np.testing.assert_allclose(net(x, training=False), model(x, training=False),
                                rtol=1e-5, atol=1e-6)
