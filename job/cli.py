@@ -1,4 +1,8 @@
-"""Command line: parses arguments, calls the job, turns JobError into one line + exit 2."""
+"""Command line: parses arguments, calls the job, turns JobError into one line + exit 2.
+
+The only module that prints: everything it calls reports through the `log` and
+`warn` functions passed in, so it can be imported and tested without argv.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from job.errors import ConfigError, JobError, RunError
-from job.interrupt import Interrupted
+from job.system.interrupt import Interrupted
 
 EXIT_JOB_ERROR = 2
 # EX_TEMPFAIL: "try again later" — what a scheduler should read from a preempted run.
@@ -107,9 +111,18 @@ def import_tensorflow_quietly() -> None:
             os.close(saved)
 
 
+def print_line(line: str) -> None:
+    print(line, flush=True)
+
+
+def print_warning(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def run_train(args: argparse.Namespace) -> int:
     from job import pipeline
     from job.config import load_config
+    from job.outputs.folder import newest_unfinished
 
     # The config is checked before TensorFlow loads (seconds), so a typo fails at once.
     if args.resume is not None:
@@ -117,32 +130,23 @@ def run_train(args: argparse.Namespace) -> int:
             raise ConfigError("--resume continues a run with its own config.yaml; "
                               "drop --config/--set")
         run_dir = Path(args.resume) if args.resume else newest_unfinished(args.runs_dir)
+        config, record = pipeline.read_resumable(run_dir)
         quiet_start(args)
-        run = pipeline.resume(run_dir, pipeline.print_line, pipeline.print_warning)
+        run = pipeline.resume(config, record, print_line, print_warning)
     elif args.config is None:
         raise ConfigError("train needs --config FILE (or --resume [RUN])")
     else:
         config = load_config(args.config, args.overrides)
         quiet_start(args)
-        run = pipeline.train(config, pipeline.print_line, pipeline.print_warning)
+        run = pipeline.train(config, print_line, print_warning)
     if run is not None:   # a non-chief worker has no run folder of its own
         print(run.path)
     return 0
 
 
-def newest_unfinished(runs_dir: Path) -> Path:
-    """The most recent run that did not complete, for a bare --resume."""
-    from job.run import find_runs, summarize_run
-    unfinished = [r for r in find_runs(runs_dir) if summarize_run(r)["status"] != "complete"]
-    if not unfinished:
-        raise RunError(f"{runs_dir}: no unfinished run to resume")
-    return unfinished[-1].path
-
-
 def run_download(args: argparse.Namespace) -> int:
-    from job import download
     from job.config import load_config
-    from job.pipeline import print_line, print_warning
+    from job.kaggle import download
 
     config = load_config(args.config, args.overrides)
     folder = download.ensure_competition_data(config, print_line, print_warning, args.force)
@@ -151,8 +155,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from job import submit
-    from job.pipeline import print_line, print_warning
+    from job.kaggle import submit
 
     submit.submit(args.run, args.runs_dir, args.message, args.dry_run, args.force, args.wait,
                   print_line, print_warning)
@@ -160,16 +163,22 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from job import report
+    from job.outputs import report
+    from job.outputs.folder import read_run
 
-    run, manifest, metrics = report.read_finished_run(args.run)   # before TF: fails at once
+    # Read and checked before TensorFlow loads, so a bad folder fails at once.
+    record = read_run(args.run, hint=" (no manifest.json); name a finished run folder "
+                                     "under runs/")
+    if record.status != "complete":
+        raise RunError(f"{record.run.path}: run is {record.status}; a report is made of a "
+                       "finished run")
     quiet_start(args)   # the pictures also go to TensorBoard
-    print(report.write_report(run, manifest, metrics))
+    print(report.write_report(record.run, record.manifest, record.finished()))
     return 0
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from job.run import find_runs, summarize_run
+    from job.outputs.folder import find_runs, summarize_run
 
     rows = [summarize_run(r) for r in find_runs(args.runs_dir)]
     if not rows:
@@ -180,4 +189,7 @@ def run_runs(args: argparse.Namespace) -> int:
         acc = f"{row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else "-"
         print(f"{row['id']:<36} {row['status']:<11} {row['source']:<7} {row['best']:<10} "
               f"{acc:<8} {row['submission']}")
+    for row in rows:
+        if "problem" in row:
+            print(f"damaged: {row['problem']}")
     return 0

@@ -1,30 +1,33 @@
-"""The training job end to end: data → both styles of each net → best → submission.
+"""The training job end to end: data → every configured model → best → submission.
 
-Kaggle, the file system and the clock are reached from here; the stages it calls
-take arrays and return arrays and numbers.
+`train` and `resume` share one start: the devices, the checks that must pass before
+any work, the data, then the chief trains into the run folder while any other worker
+trains alongside it in a scratch folder. Kaggle, the file system and the clock are
+reached from here; the stages it calls take arrays and return arrays and numbers.
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import yaml
 
-from job import config as config_mod
-from job import (data, ensemble, interrupt, manifest, preflight, report, runtime, sources,
-                 submission)
-from job.config import Config
+from job import train as training
+from job.competition import SAMPLE_SUBMISSION_CSV
+from job.config import Config, load_config, replace_name, to_dict
+from job.data import arrays, sample, sources
 from job.errors import RunError
-from job.files import write_atomic
-from job.run import Run, create_run, mark_latest, utc_now
-from job.selection import select_best
-from job.train import common
-from job.train.common import Split, Task, Trained
+from job.outputs import manifest, preflight, report, submission
+from job.outputs.folder import Run, RunRecord, create_run, mark_latest, read_run, utc_now
+from job.styles import STYLES
+from job.system import interrupt, runtime
+from job.system.files import write_atomic
+from job.train import ensemble, progress, scoring
+from job.train.task import Predictor, Split, Task, make_task
 
 Log = Callable[[str], None]
 
@@ -35,54 +38,76 @@ class Prepared:
 
     source: sources.Source
     dir: Path
-    arrays: data.Arrays
+    arrays: arrays.Arrays
     split: Split
 
 
 def train(config: Config, log: Log, warn: Log) -> Run | None:
-    """Set up the devices, load the data, then create a run folder, train into it and
-    mark it latest. A non-chief worker returns None: the chief writes the outputs."""
+    """Train `config` into a new run folder and mark it latest; None on a non-chief worker."""
+    return start(config, None, log, warn)
+
+
+def read_resumable(run_dir: Path) -> tuple[Config, RunRecord]:
+    """An interrupted run's own config and checked record; before TensorFlow loads, so a
+    run that cannot be resumed says so at once."""
+    record = read_run(Path(run_dir), hint="; name one under runs/")
+    if record.status == "complete":
+        raise RunError(f"{record.run.path}: run is complete; there is nothing to resume")
+    config = load_config(record.run.path / "config.yaml")
+    return replace_name(config, record.field("config", str, "the config's name")), record
+
+
+def resume(config: Config, record: RunRecord, log: Log, warn: Log) -> Run | None:
+    """Continue an interrupted run in its own folder: finished models are kept, the
+    interrupted one continues from its last epoch-end checkpoint."""
+    return start(config, record, log, warn)
+
+
+def start(config: Config, resuming: RunRecord | None, log: Log, warn: Log) -> Run | None:
+    """Set up the devices, check what must hold before any work, load the data; then the
+    chief trains into the run folder, any other worker into a scratch copy of it."""
     rt = runtime.setup(config.runtime)
-    runtime.check_models(rt, config.models)
+    runtime.check_models(rt, config.trained_models)
     if rt.is_chief:   # before the data: a run that cannot be saved must not start
-        preflight.check_runs_dir(Path(config.output.runs_dir))
+        preflight.check_runs_dir(resuming.run.path if resuming else Path(config.output.runs_dir))
     prepared = prepare_data(config, log, warn)
+    if resuming:
+        check_same_data(resuming, prepared)
     if not rt.is_chief:
-        train_as_worker(config, prepared, rt, log)
+        train_as_worker(config, prepared, resuming, rt, log)
         return None
+    run, record = reopen_run(resuming, log) if resuming else open_run(config, prepared, rt)
+    return complete(config, prepared, run, record, log, rt)
+
+
+def open_run(config: Config, prepared: Prepared, rt: runtime.Runtime) -> tuple[Run, dict]:
+    """A new run folder holding the resolved config and a manifest saying it is running."""
     run = create_run(Path(config.output.runs_dir), config.name)
-    run.write_text("config.yaml", yaml.safe_dump(config_mod.to_dict(config), sort_keys=False))
+    run.write_text("config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     record = manifest.start(config)
     record["data"] = manifest.describe_data(prepared)
     record["runtime"] = rt.describe()
     run.write_json("manifest.json", record)
-    return complete(config, prepared, run, record, log, rt)
+    return run, record
 
 
-def resume(run_dir: Path, log: Log, warn: Log) -> Run:
-    """Continue an interrupted run in its own folder: finished models are kept, the
-    interrupted one continues from its last epoch-end checkpoint."""
-    run = Run(Path(run_dir))
-    if not (run.path / "manifest.json").is_file():
-        raise RunError(f"{run.path}: not a run folder; name one under runs/")
-    record = run.read_json("manifest.json")
-    if record.get("status") == "complete":
-        raise RunError(f"{run.path}: run is complete; there is nothing to resume")
-    config = config_mod.replace_name(config_mod.load_config(run.path / "config.yaml"),
-                                     record["config"])
-    rt = runtime.setup(config.runtime)
-    runtime.check_models(rt, config.models)
-    preflight.check_runs_dir(run.path)
-    prepared = prepare_data(config, log, warn)
-    if prepared.arrays.hashes != record["data"]["sha256"]:
-        raise RunError(f"{run.path}: the data changed since this run started (the CSVs' "
-                       "sha256 differ); restore that data or start a new run")
+def reopen_run(resuming: RunRecord, log: Log) -> tuple[Run, dict]:
+    """The interrupted run's folder, its manifest saying it is running again."""
+    run, record = resuming.run, dict(resuming.manifest)
     log(f"resuming {run.id} ({record.get('error', record.get('status'))})")
     record.setdefault("resumed", []).append(utc_now().isoformat(timespec="seconds"))
     record.update(status="running", finished=None)
     record.pop("error", None)
     run.write_json("manifest.json", record)
-    return complete(config, prepared, run, record, log, rt)
+    return run, record
+
+
+def check_same_data(resuming: RunRecord, prepared: Prepared) -> None:
+    """A run continues on the data it started with, or not at all."""
+    started_on = resuming.field("data.sha256", dict, "the CSVs' sha256")
+    if prepared.arrays.hashes != started_on:
+        raise RunError(f"{resuming.run.path}: the data changed since this run started (the "
+                       "CSVs' sha256 differ); restore that data or start a new run")
 
 
 def complete(config: Config, prepared: Prepared, run: Run, record: dict, log: Log,
@@ -107,10 +132,16 @@ def complete(config: Config, prepared: Prepared, run: Run, record: dict, log: Lo
     return run
 
 
-def train_as_worker(config: Config, prepared: Prepared, rt: runtime.Runtime, log: Log) -> None:
+def train_as_worker(config: Config, prepared: Prepared, resuming: RunRecord | None,
+                    rt: runtime.Runtime, log: Log) -> None:
     """Every worker must run the same collective steps, saving included; a non-chief
-    does so into a scratch folder that it deletes, as tf.distribute recommends."""
+    does so into a scratch folder that it deletes, as tf.distribute recommends. When
+    resuming, the scratch folder starts as a copy of the run's finished models and
+    checkpoints, so the worker continues from where the chief does."""
     with tempfile.TemporaryDirectory(prefix="job-worker-") as scratch:
+        for part in ("models", "checkpoints"):
+            if resuming and (resuming.run.path / part).is_dir():
+                shutil.copytree(resuming.run.path / part, Path(scratch) / part)
         train_and_evaluate(config, prepared, Run(Path(scratch)), {}, log, rt)
     log("worker done; the chief wrote the run's outputs")
 
@@ -123,11 +154,21 @@ def prepare_data(config: Config, log: Log, warn: Log) -> Prepared:
              f"competition data: its submission is not for Kaggle; see README 'Kaggle setup'")
     else:
         log(f"data: {source.kind} from {source.dir} ({source.reason})")
-    data_dir = sources.prepare(source, config, log, warn)
-    arrays = data.load_arrays(data_dir)
-    split = Split(*data.split_validation(arrays.train_images, arrays.train_labels,
-                                         config.data.val_fraction, config.data.seed))
-    return Prepared(source, data_dir, arrays, split)
+    data_dir = fetch_source(source, config, log, warn)
+    loaded = arrays.load_arrays(data_dir)
+    split = Split(*arrays.split_validation(loaded.train_images, loaded.train_labels,
+                                           config.data.val_fraction, config.data.seed))
+    return Prepared(source, data_dir, loaded, split)
+
+
+def fetch_source(source: sources.Source, config: Config, log: Log, warn: Log) -> Path:
+    """Make the chosen source's CSVs exist on disk and return their folder."""
+    if source.kind == "sample":
+        return sample.ensure_sample(source.dir)
+    if source.kind == "kaggle":
+        from job.kaggle.download import ensure_competition_data  # imports the Kaggle client
+        return ensure_competition_data(config, log, warn)
+    return source.dir
 
 
 def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dict,
@@ -135,18 +176,18 @@ def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dic
     """Train every configured model, pick the best, write every output."""
     (run.path / "models").mkdir(exist_ok=True)
     predictors, models = {}, []
-    for task in make_tasks(config, run):
+    for task in make_tasks(config, config.models, run):
         predictors[task.name], row = reuse_finished(task, run, log) or train_one(
             task, prepared.split, run, log, rt)
         models.append(row)
     add_ensembles(config, prepared.split, run, log, rt, predictors, models)
     score_held_out(prepared, predictors, models, log)
     save_validation_predictions(run, prepared.split, predictors)
-    best = select_best(models)
+    best = submission.select_best(models)
     log(f"best: {best['name']} (val accuracy {best['val_accuracy']:.4f})")
     labels = predictors[best["name"]](prepared.arrays.test_images).argmax(axis=1)
     submission.write_submission(run.path / "submission.csv", labels,
-                                prepared.dir / "sample_submission.csv")
+                                prepared.dir / SAMPLE_SUBMISSION_CSV)
     metrics = {"best": best["name"], "models": models}
     run.write_json("metrics.json", metrics)
     shutil.rmtree(run.path / "checkpoints", ignore_errors=True)   # every model is saved
@@ -163,18 +204,18 @@ def add_ensembles(config: Config, split: Split, run: Run, log: Log, rt, predicto
     if settings.members:
         groups["ensemble"] = list(settings.members)
     if settings.bag_copies:
-        [base] = [t for t in make_tasks(replace(config, models=(settings.bag_model,)), run)]
-        for i, task in enumerate(ensemble.bag_tasks(base, settings.bag_copies), start=1):
+        [base] = make_tasks(config, (settings.bag_model,), run)
+        copies = ensemble.bag_tasks(base, settings.bag_copies)
+        for i, task in enumerate(copies, start=1):
             own = ensemble.bag_split(split, i, settings.bag_holdout, config.data.seed)
             predictors[task.name], row = reuse_finished(task, run, log) or train_one(
                 task, own, run, log, rt, judge=split)
             models.append({**row, "role": f"member of bag-{settings.bag_model}"})
-        groups[f"bag-{settings.bag_model}"] = [t.name for t in
-                                               ensemble.bag_tasks(base, settings.bag_copies)]
+        groups[f"bag-{settings.bag_model}"] = [t.name for t in copies]
     rows = {m["name"]: m for m in models}
     for name, members in groups.items():
         predictors[name] = ensemble.averaging([predictors[m] for m in members])
-        scores = common.score(predictors[name](split.val_x), split.val_y)
+        scores = scoring.score(predictors[name](split.val_x), split.val_y)
         models.append(ensemble.ensemble_row(name, [rows[m] for m in members], scores))
         log(f"{name:<10} averages {', '.join(members)}: val accuracy "
             f"{scores['val_accuracy']:.4f}")
@@ -183,10 +224,10 @@ def add_ensembles(config: Config, split: Split, run: Run, log: Log, rt, predicto
 def score_held_out(prepared: Prepared, predictors: dict, models: list[dict], log: Log) -> None:
     """The embedded sample keeps its test labels (test_labels.csv): score every model on
     those unseen rows too. Competition data has none, and gets no such column."""
-    path = prepared.dir / "test_labels.csv"
+    path = prepared.dir / sample.TEST_LABELS_CSV
     if not path.is_file():
         return
-    labels = data.read_test_labels(path)
+    labels = arrays.read_test_labels(path)
     for row in models:
         predicted = predictors[row["name"]](prepared.arrays.test_images).argmax(axis=1)
         row["test_accuracy"] = float((predicted == labels).mean())
@@ -198,47 +239,38 @@ def save_validation_predictions(run: Run, split: Split, predictors: dict) -> Non
     """Every model's validation logits beside the images and labels, so a report (and
     an ensemble) can be made again from the run folder alone."""
     import numpy as np
-    arrays = {"val_images": split.val_x, "val_labels": split.val_y,
-              **{f"logits/{name}": predict(split.val_x) for name, predict in predictors.items()}}
-    write_atomic(run.path / "validation.npz", lambda f: np.savez_compressed(f, **arrays))
+    saved = {"val_images": split.val_x, "val_labels": split.val_y,
+             **{f"logits/{name}": predict(split.val_x) for name, predict in predictors.items()}}
+    write_atomic(run.path / "validation.npz", lambda f: np.savez_compressed(f, **saved))
 
 
-def make_tasks(config: Config, run: Run) -> list[Task]:
-    """One task per configured model name, e.g. cnn-keras → (cnn, keras)."""
-    tasks = []
-    for name in config.models:
-        arch, style = name.split("-")
-        tasks.append(Task(name=name, arch=arch, style=style,
-                          spec=getattr(config.arch, arch), train=config.train,
-                          order_seed=config.data.seed,
-                          logdir=run.path / "tensorboard" / name,
-                          checkpoint_dir=run.path / "checkpoints" / name))
-    return tasks
+def make_tasks(config: Config, names: tuple[str, ...], run: Run) -> list[Task]:
+    """One task per model name, e.g. cnn-keras → (cnn, keras), its folders in `run`."""
+    return [make_task(name, config.arch, config.train, config.data.seed,
+                      logdir=run.path / "tensorboard" / name,
+                      checkpoint_dir=run.path / "checkpoints" / name)
+            for name in names]
 
 
-def reuse_finished(task: Task, run: Run, log: Log) -> tuple | None:
+def reuse_finished(task: Task, run: Run, log: Log) -> tuple[Predictor, dict] | None:
     """A model a resumed run already finished: its saved predictor and results row."""
-    row_file = run.path / "models" / f"{task.name}.json"
-    if not row_file.is_file():
+    if not (run.path / "models" / f"{task.name}.json").is_file():
         return None
-    from job.train import keras_fit, tf_loop
-    load = {"tf": tf_loop.load_predictor, "keras": keras_fit.load_predictor}[task.style]
     log(f"{task.name:<10} already trained in this run; reusing it")
-    return load(run.path / "models", task), run.read_json(f"models/{task.name}.json")
+    return (training.load_predictor(run.path / "models", task),
+            run.read_json(f"models/{task.name}.json"))
 
 
 def train_one(task: Task, split: Split, run: Run, log: Log,
               rt: runtime.Runtime | None = None, judge: Split | None = None) -> tuple:
     """Train one model in its style, score it, save it, log its hyperparameters; then
     its results row marks it finished and its checkpoints can go."""
-    from job.train import keras_fit, tf_loop  # TensorFlow loads only when training starts
-    fit = {"tf": tf_loop.fit, "keras": keras_fit.fit}[task.style]
-    log(f"{task.name:<10} training ({'plain TensorFlow loop' if task.style == 'tf' else 'Keras fit'})")
-    trained = fit(task, split, log, rt)
+    log(f"{task.name:<10} training ({STYLES[task.style].description})")
+    trained = training.fit(task, split, log, rt)
     judge = judge or split   # a bag copy is judged on the outer split, not its own
-    scores = common.score(trained.predict_logits(judge.val_x), judge.val_y)
+    scores = scoring.score(trained.predict_logits(judge.val_x), judge.val_y)
     trained.save(run.path / "models")
-    common.write_hparams(task.logdir, common.hparams_of(trained, task.spec, task.train))
+    progress.write_hparams(task.logdir, progress.hparams_of(trained, task.spec, task.train))
     log(f"{task.name:<10} done: val accuracy {scores['val_accuracy']:.4f}, "
         f"{trained.epochs_run} epochs, {trained.seconds_per_epoch:.2f}s/epoch")
     row = {"name": trained.name, "arch": trained.arch, "style": trained.style,
@@ -252,10 +284,3 @@ def train_one(task: Task, split: Split, run: Run, log: Log,
     runtime.return_freed_memory()
     return trained.predict_logits, row
 
-
-def print_line(line: str) -> None:
-    print(line, flush=True)
-
-
-def print_warning(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

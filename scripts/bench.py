@@ -54,7 +54,7 @@ def make_kaggle_sized(folder: Path, train_rows: int, test_rows: int, seed: int =
     """Labelled and unlabelled digits in the Kaggle layout (42,000 and 28,000 in the
     competition): the embedded digits, each randomly shifted by up to 3 pixels and
     lightly noised."""
-    from job.sample import framed_digits, write_csv
+    from job.data.sample import framed_digits, write_csv
     images, labels = framed_digits()
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(images), train_rows + test_rows)
@@ -89,7 +89,7 @@ def measure_ingest(folder: Path) -> dict:
 
     import pandas as pd
 
-    from job import data
+    from job.data import arrays as data
 
     def first_parse() -> None:
         shutil.rmtree(folder / ".cache", ignore_errors=True)
@@ -133,7 +133,8 @@ def measure_models(split, config, epochs: int | None, rounds: int) -> list[dict]
     of the epochs after each round's first (which traces and compiles)."""
     from job.config import EarlyStoppingConfig
     from job.train import keras_fit, tf_loop
-    from job.train.common import Task, score
+    from job.train.scoring import score
+    from job.train.task import Task
 
     def training(arch: str):
         n = epochs or EPOCHS[arch]
@@ -265,10 +266,10 @@ def print_table(result: dict) -> None:
 
 def main() -> None:
     args = parse_args()
-    from job import data
+    from job.data import arrays as data
     from job.cli import import_tensorflow_quietly
     from job.config import load_config
-    from job.train.common import Split
+    from job.train.task import Split
     import_tensorflow_quietly()
     import tensorflow as tf
     # Every model builds its own tf.functions; from the fifth built by the same line of

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from csv_files import make_images, write_test, write_train
+from helpers.csv_files import make_images, write_test, write_train
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

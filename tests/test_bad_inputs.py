@@ -24,8 +24,8 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from fs_checks import nobody_can_write
-from csv_files import TEST_HEADER, TRAIN_HEADER, csv_text, make_images
+from helpers.fs_checks import nobody_can_write
+from helpers.csv_files import TEST_HEADER, TRAIN_HEADER, csv_text, make_images
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -219,6 +219,21 @@ CONFIG_CASES = [
     Case("config: unknown model", 'error: --set models[1]: expected one of ffn-tf | ffn-keras '
          '| cnn-tf | cnn-keras | lstm-tf | lstm-keras, got "cnn-jax" (did you mean cnn-keras?)',
          args=("--set", "models=[ffn-tf, cnn-jax]")),
+    # Rules across keys: decided by the config alone, so refused before any run or data.
+    Case("config: too many pooled blocks", "error: --set arch.cnn.filters: 5 pooled blocks "
+         "shrink the 28x28 image to nothing; use at most 4 blocks or set arch.cnn.pooling: none",
+         args=("--set", "arch.cnn.filters=[8, 8, 8, 8, 8]")),
+    Case("config: ensemble of an untrained model", "error: --set ensemble.members: lstm-tf not "
+         "in `models`; an ensemble averages models the run trains",
+         args=("--set", "ensemble.members=[cnn-tf, lstm-tf]")),
+    Case("config: half a bag", "error: --set ensemble.bag_copies: set both ensemble.bag_model "
+         "and ensemble.bag_copies (2 or more), or neither",
+         args=("--set", "ensemble.bag_copies=3"), slow=True),
+    Case("config: Keras across workers", "error: --set runtime.distribute: ffn-keras, cnn-keras "
+         "cannot train under MultiWorkerMirroredStrategy (Keras 3's fit fails across workers, "
+         "tensorflow/tensorflow#72388): train only the -tf models across machines, or unset "
+         "TF_CONFIG (runtime.distribute: mirrored uses every GPU of one machine in both styles)",
+         args=("--set", "runtime.distribute=multi_worker")),
     Case("config: bad message template", "error: --set kaggle.message: invalid template "
          "(KeyError: 'score'); placeholders: {run_id}, {best}, {val_accuracy}, {epochs}, "
          "{config}", args=("--set", "kaggle.message={run_id} {score}"), slow=True),
@@ -342,8 +357,6 @@ FULL_DISK = ("import shutil, sys; shutil.disk_usage = "     # 1 MB free of 1 TB
              "from job.cli import main; sys.exit(main())")
 
 
-@pytest.mark.skipif("preflight" not in (REPO / "job" / "pipeline.py").read_text(),
-                    reason="job.preflight.check_runs_dir is not called by pipeline.train yet")
 def test_a_full_disk_is_refused_before_the_data_is_read(tmp_path):
     prepare(Case("runs", None), tmp_path)
     (tmp_path / "home").mkdir()
@@ -471,3 +484,35 @@ def test_a_damaged_run_folder_is_one_line(tmp_path, damage, message):
 def test_submit_without_any_run_says_to_train_first(tmp_path):
     result = run_job(tmp_path, "submit", "--dry-run")
     assert_one_error_line(result, "error: runs/latest: not a run folder (train first: make train)")
+
+
+# --- every reader of a run folder: one line naming the damaged file -------------------------
+
+CUT_SHORT = ("error: {run}/manifest.json: not valid JSON (Unterminated string starting at: "
+             "line 1 column 12 (char 11)); " + DAMAGED)
+
+
+@pytest.mark.parametrize("command", [("train", "--resume", "{run}"), ("report", "{run}"),
+                                     ("submit", "--run", "{run}", "--dry-run")],
+                         ids=["resume", "report", "submit"])
+def test_a_manifest_cut_short_is_one_line_for_every_reader(tmp_path, command):
+    run = fabricate_run(tmp_path / "runs")
+    (run / "manifest.json").write_text('{"status": "inter')
+    before = snapshot(tmp_path / "runs")
+    result = run_job(tmp_path, *(part.format(run=run) for part in command))
+    assert_one_error_line(result, CUT_SHORT.format(run=run))
+    assert snapshot(tmp_path / "runs") == before
+
+
+def test_runs_lists_a_damaged_run_as_damaged(tmp_path):
+    good = fabricate_run(tmp_path / "runs")
+    bad = tmp_path / "runs" / "20260102T030406Z-smoke"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("[]")
+    result = run_job(tmp_path, "runs", "--runs-dir", "runs")
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()
+    assert rows[1].split()[:5] == [good.name, "complete", "kaggle", "cnn-keras", "0.9876"]
+    assert rows[2].split()[:2] == [bad.name, "damaged"]
+    assert rows[3] == (f"damaged: runs/{bad.name}/manifest.json: expected a JSON object, "
+                       f"found list; {DAMAGED}")

@@ -1,5 +1,5 @@
 """scripts/bench.py, the tool behind `make bench`: it must run end to end and write the
-figures the README's Performance section quotes. A small data size keeps it to seconds;
+figures docs/performance.md quotes. A small data size keeps it to seconds;
 nothing here asserts on a speed, which this shared machine cannot promise."""
 
 from __future__ import annotations

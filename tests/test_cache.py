@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
-from csv_files import make_images, write_train
+from helpers.csv_files import make_images, write_train
 
-from job import cache, csv_reader, data
+from job.data import arrays as data
+
+from job.data import cache, csv_reader
 
 
 def forbid_parsing(monkeypatch):

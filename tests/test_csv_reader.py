@@ -5,12 +5,12 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from csv_files import TRAIN_HEADER, csv_text, make_images, with_cell, write_train
+from helpers.csv_files import TRAIN_HEADER, csv_text, make_images, with_cell, write_train
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from job import csv_reader
+from job.data import csv_reader
 from job.errors import DataError
 
 

@@ -9,9 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from job import ensemble
+from scipy.special import softmax
+from sklearn.metrics import log_loss
+
 from job.config import ConfigError, load_config
-from job.train.common import Split, cross_entropy
+from job.train import ensemble
+from job.train.scoring import score
+from job.train.task import Split
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,6 +25,25 @@ def test_averaging_takes_the_mean_probability():
     b = np.log(np.array([[0.5, 0.5], [0.6, 0.4]]))
     mixed = ensemble.averaging([lambda x: a, lambda x: b])(None)
     np.testing.assert_allclose(np.exp(mixed), [[0.7, 0.3], [0.4, 0.6]], rtol=1e-6)
+
+
+def test_an_ensemble_is_scored_on_its_mean_probabilities():
+    # Members' probabilities on three images; the mean is [.7 .3], [.4 .6], [.4 .6], so
+    # with labels 0, 1, 0 it is right twice (accuracy 2/3) and its loss is
+    # -(ln .7 + ln .6 + ln .4) / 3 = (0.356675 + 0.510826 + 0.916291) / 3 = 0.594597.
+    a = np.log(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))
+    b = np.log(np.array([[0.5, 0.5], [0.6, 0.4], [0.2, 0.8]]))
+    scores = score(ensemble.averaging([lambda x: a, lambda x: b])(None), np.array([0, 1, 0]))
+    assert scores["val_accuracy"] == pytest.approx(2 / 3)
+    assert scores["val_loss"] == pytest.approx(0.594597, abs=1e-6)
+
+
+def test_an_ensemble_row_adds_up_its_members():
+    members = [{"name": "a", "params": 100, "epochs_run": 3, "train_seconds": 1.25},
+               {"name": "b", "params": 50, "epochs_run": 4, "train_seconds": 2.5}]
+    row = ensemble.ensemble_row("ensemble", members, {"val_loss": 0.5, "val_accuracy": 0.75})
+    assert (row["params"], row["epochs_run"], row["train_seconds"]) == (150, 7, 3.75)
+    assert row["members"] == ["a", "b"] and row["val_accuracy"] == 0.75
 
 
 def test_bag_splits_differ_and_never_touch_the_validation_rows(digits):
@@ -64,11 +87,13 @@ def test_ensembles_are_candidates_judged_on_the_outer_validation_split(tmp_path)
     assert rows["bag-ffn-tf"]["members"] == ["ffn-tf-bag1", "ffn-tf-bag2"]
     saved = np.load(run / "validation.npz")
     labels = saved["val_labels"]
+    # Rescored from the saved member logits with scipy's softmax and scikit-learn's log loss.
     for name, members in (("ensemble", ["ffn-tf", "ffn-keras"]),
                           ("bag-ffn-tf", ["ffn-tf-bag1", "ffn-tf-bag2"])):
-        mean = np.mean([ensemble.softmax(saved[f"logits/{m}"]) for m in members], axis=0)
+        mean = np.mean([softmax(saved[f"logits/{m}"].astype(np.float64), axis=1)
+                        for m in members], axis=0)
         assert rows[name]["val_accuracy"] == pytest.approx(float((mean.argmax(1) == labels).mean()))
-        assert rows[name]["val_loss"] == pytest.approx(cross_entropy(np.log(mean), labels), rel=1e-4)
-    best = max(metrics["models"], key=lambda m: (m["val_accuracy"], -m["val_loss"]))
-    assert metrics["best"] == best["name"]
+        assert rows[name]["val_loss"] == pytest.approx(
+            log_loss(labels, mean, labels=list(range(10))), rel=1e-4)
+    assert rows[metrics["best"]]["val_accuracy"] == max(r["val_accuracy"] for r in rows.values())
     assert "`bag-ffn-tf` averages" in (run / "report.md").read_text()

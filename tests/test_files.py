@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from job.files import write_atomic
+from job.system.files import write_atomic
 
 
 @pytest.mark.parametrize("content, expected", [

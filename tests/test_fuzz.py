@@ -21,12 +21,13 @@ from unittest import mock
 
 import numpy as np
 import yaml
-from csv_files import TEST_HEADER, TRAIN_HEADER, csv_text, make_images
+from helpers.csv_files import TEST_HEADER, TRAIN_HEADER, csv_text, make_images
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from job import config as config_mod
-from job import csv_reader, data
+from job.data import arrays as data
+from job.data import csv_reader
 from job.config import Config, known_keys, load_config, to_dict
 from job.errors import ConfigError, DataError
 

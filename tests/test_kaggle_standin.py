@@ -12,7 +12,7 @@ import zipfile
 import pytest
 import requests
 
-from kaggle_standin import FAULTS, MESSAGES, KaggleStandin, load_kaggle_api, request_name
+from helpers.kaggle_standin import FAULTS, MESSAGES, KaggleStandin, load_kaggle_api, request_name
 
 COMPETITION = "digit-recognizer"
 FILES = {

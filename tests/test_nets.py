@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 from job.config import CNNSpec, FFNSpec, LSTMSpec
-from job.errors import ConfigError
 from job.nets import keras as keras_nets
 from job.nets import tf as tf_nets
 
@@ -191,9 +190,16 @@ def test_same_seed_gives_same_initial_weights(style):
 
 
 @pytest.mark.parametrize("build", [keras_nets.build_cnn, tf_nets.build_cnn])
-def test_too_many_pooled_blocks_is_a_config_error(build):
-    with pytest.raises(ConfigError, match="arch.cnn.pooling: none"):
-        build(CNNSpec(filters=(2,) * 5, convs_per_block=1), seed=0)
+def test_four_pooled_blocks_leave_one_pixel_per_channel(build):
+    # 28 -> 14 -> 7 -> 3 -> 1: the deepest spec the config accepts still builds, and its
+    # Flatten holds one value per channel of the last block. 1x1 convs: (1*2 + 2) for the
+    # first, (2*2 + 2) for each of the other three = 22; Dense(4) after a 2-wide Flatten
+    # 2*4 + 4 = 12; logits 4*10 + 10 = 50; in all 84.
+    spec = CNNSpec(filters=(2, 2, 2, 2), convs_per_block=1, kernel_size=1, batch_norm=False,
+                   dense=(4,))
+    net = build(spec, seed=0)
+    count = net.count_params() if hasattr(net, "count_params") else tf_nets.count_params(net)
+    assert count == 84
 
 
 # LSTM over 28 steps of 28 pixels: per layer kernel (in, 4u), recurrent kernel (u, 4u) and

@@ -79,8 +79,25 @@ def test_metrics_schema(smoke_run):
         assert len(m["history"]) == m["epochs_run"]
     params = {m["name"]: m["params"] for m in metrics["models"]}
     assert params["ffn-tf"] == params["ffn-keras"] and params["cnn-tf"] == params["cnn-keras"]
-    best = max(metrics["models"], key=lambda m: (m["val_accuracy"], -m["val_loss"]))
-    assert metrics["best"] == best["name"]
+    best = next(m for m in metrics["models"] if m["name"] == metrics["best"])
+    assert best["val_accuracy"] == max(m["val_accuracy"] for m in metrics["models"])
+
+
+def test_submission_holds_the_best_models_predictions(smoke_run):
+    """The saved best model, loaded back, predicts exactly the submitted labels."""
+    from job.config import load_config
+    from job.data.arrays import read_test_csv
+    from job.train import load_predictor
+    from job.train.task import make_task
+
+    root, _ = smoke_run
+    run = root / "runs/latest"
+    best = json.loads((run / "metrics.json").read_text())["best"]
+    config = load_config(run / "config.yaml")
+    task = make_task(best, config.arch, config.train, config.data.seed, logdir=run)
+    predicted = load_predictor(run / "models", task)(read_test_csv(root / "data/sample/test.csv"))
+    rows = list(csv.reader((run / "submission.csv").open()))[1:]
+    assert [int(label) for _, label in rows] == predicted.argmax(axis=1).tolist()
 
 
 def test_submission_format(smoke_run):

@@ -5,9 +5,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from fs_checks import nobody_can_write
+from helpers.fs_checks import nobody_can_write
 
-from job import preflight
+from job.outputs import preflight
 from job.errors import RunError
 
 MB = 2**20

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from job import report
-from job.run import Run
+from job.outputs import report
+from job.outputs.folder import Run, read_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -107,12 +107,13 @@ def test_a_bad_run_folder_is_one_line_and_exit_2(tmp_path):
 
 def test_a_run_without_validation_npz_is_reported_without_its_pictures(tmp_path, digits,
                                                                        monkeypatch):
-    from job import plots
+    from job.outputs import plots
     written = {}
     monkeypatch.setattr(plots, "write_tensorboard_images",
                         lambda logdir, pictures: written.update(pictures))
     run = Run(make_run(tmp_path / "old", digits, with_validation=False))
-    report.write_report(run, *report.read_finished_run(run.path)[1:])
+    record = read_run(run.path)
+    report.write_report(run, record.manifest, record.finished())
     text = (run.path / "report.md").read_text()
     assert "no validation.npz" in text and "confusion_matrix.png" not in text
     assert set(written) == {"learning_curves"}

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from job import interrupt
+from job.system import interrupt
 from job.config import AugmentConfig, CNNSpec, EarlyStoppingConfig, ScheduleConfig, TrainConfig
 from job.train import keras_fit, tf_loop
-from job.train.common import Split, Task
+from job.train.task import Split, Task
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit}
 REPO = Path(__file__).resolve().parent.parent

@@ -13,10 +13,10 @@ import tensorflow as tf
 
 from job.config import CNNSpec, EarlyStoppingConfig, FFNSpec, RuntimeConfig, TrainConfig
 from job.errors import DeviceError
-from job.runtime import (choose_strategy, cluster_spec, is_chief, local_runtime,
+from job.system.runtime import (choose_strategy, cluster_spec, is_chief, local_runtime,
                          return_freed_memory, setup)
 from job.train import keras_fit, tf_loop
-from job.train.common import Split, Task
+from job.train.task import Split, Task
 from job.train.loss_scale import LossScale
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit}
@@ -149,7 +149,7 @@ def test_auto_mirrors_only_with_several_gpus():
 def test_mirrored_strategy_over_two_cpus_matches_one_device(tmp_path):
     """Both styles on two logical CPUs: per-replica batch 32 x 2 replicas trains like one
     device with batch 64 (no dropout, so the arithmetic is the same up to summation order)."""
-    script = REPO / "tests" / "scripts" / "mirrored.py"
+    script = REPO / "tests" / "helpers" / "mirrored.py"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run([sys.executable, str(script), str(tmp_path)], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=600)

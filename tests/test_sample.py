@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from job import data, sample
+from job.data import arrays as data
+
+from job.data import sample
 from job.errors import DataError
 
 PIXELS = [f"pixel{i}" for i in range(784)]

@@ -6,7 +6,7 @@ import pytest
 
 from job.config import EarlyStoppingConfig, FFNSpec, ScheduleConfig, TrainConfig
 from job.train import keras_fit, schedule, tf_loop
-from job.train.common import Split, Task
+from job.train.task import Split, Task
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit}
 LOSSES = [1.0, 0.8, 0.79995, 0.81, 0.7, 0.70005, 0.72, 0.73, 0.74, 0.6, 0.65, 0.66, 0.67]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from job.sample import ensure_sample
-from kaggle_standin import KaggleStandin
+from job.data.sample import ensure_sample
+from helpers.kaggle_standin import KaggleStandin
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = REPO / "configs" / "smoke.yaml"

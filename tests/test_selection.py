@@ -1,6 +1,6 @@
 """The submitted model is the one with the best validation accuracy."""
 
-from job.selection import select_best
+from job.outputs.submission import select_best
 
 
 def row(name, acc, loss):
@@ -14,3 +14,7 @@ def test_highest_accuracy_wins():
 def test_tie_goes_to_lower_loss_then_config_order():
     assert select_best([row("a", 0.9, 0.3), row("b", 0.9, 0.2)])["name"] == "b"
     assert select_best([row("a", 0.9, 0.2), row("b", 0.9, 0.2)])["name"] == "a"
+
+
+def test_a_lower_loss_does_not_beat_a_higher_accuracy():
+    assert select_best([row("a", 0.96, 0.9), row("b", 0.95, 0.01)])["name"] == "a"

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from job.config import Config, DataConfig
-from job.sources import choose_source, find_credentials
+from job.data.sources import choose_source, find_credentials
 
 
 def config(tmp_path: Path, source: str = "auto") -> Config:

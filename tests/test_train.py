@@ -10,7 +10,7 @@ import tensorflow as tf
 from job.config import CNNSpec, EarlyStoppingConfig, FFNSpec, LSTMSpec, TrainConfig
 from job.errors import TrainingError
 from job.train import inputs, keras_fit, tf_loop
-from job.train.common import Split, Task
+from job.train.task import Split, Task
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit}
 
@@ -125,8 +125,8 @@ def test_predictions_and_saved_model(tmp_path, split, style):
 @pytest.fixture(scope="module")
 def sample_split(tmp_path_factory):
     """The embedded sample, split as the job splits it."""
-    from job.data import load_arrays, split_validation
-    from job.sample import ensure_sample
+    from job.data.arrays import load_arrays, split_validation
+    from job.data.sample import ensure_sample
     arrays = load_arrays(ensure_sample(tmp_path_factory.mktemp("sample") / "sample"))
     return Split(*split_validation(arrays.train_images, arrays.train_labels, 0.1, 42))
 

@@ -12,8 +12,9 @@ import itertools
 
 import keras
 
+from job.competition import IMAGE_SIDE, NUM_CLASSES
 from job.config import CNNSpec, FFNSpec, LSTMSpec
-from job.nets.tf import IMAGE_SIDE, NUM_CLASSES, layer_seed, pooled_side
+from job.nets.seeds import layer_seed
 
 # Dropout seeds live far from the kernel seeds (index = layer number) of the same build.
 DROPOUT_SEED_OFFSET = 500
@@ -21,7 +22,7 @@ POOLING = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2
 
 
 def glorot(seed: int) -> keras.initializers.Initializer:
-    """A GlorotUniform that draws from `seed`, the draw `job.nets.tf.glorot_uniform` repeats."""
+    """A GlorotUniform that draws from `seed`, the draw `job.nets.seeds.glorot_uniform` repeats."""
     return keras.initializers.GlorotUniform(seed=seed)
 
 
@@ -56,7 +57,6 @@ def build_ffn(spec: FFNSpec, seed: int) -> keras.Model:
 
 def build_cnn(spec: CNNSpec, seed: int) -> keras.Model:
     """The Keras CNN for `spec`, initialised from `seed`."""
-    pooled_side(spec)  # fail on too many pooled blocks with the same message as the TF net
     seeds = (layer_seed(seed, i) for i in itertools.count())
     dropout_seeds = (layer_seed(seed, DROPOUT_SEED_OFFSET + i) for i in itertools.count())
     use_bias = not spec.batch_norm

@@ -20,11 +20,11 @@ import math
 
 import tensorflow as tf
 
+from job.competition import IMAGE_SIDE, NUM_CLASSES
 from job.config import CNNSpec, FFNSpec, LSTMSpec
-from job.errors import ConfigError
+from job.config.checks import pooled_side
+from job.nets.seeds import glorot_uniform, layer_seed, orthogonal
 
-NUM_CLASSES = 10
-IMAGE_SIDE = 28
 # Keras' BatchNormalization epsilon, so both styles normalise alike (the momentum
 # comes from the spec).
 BN_EPSILON = 1e-3
@@ -38,42 +38,6 @@ ACTIVATIONS = {
     "tanh": tf.math.tanh,
     "sigmoid": tf.math.sigmoid,
 }
-
-
-def layer_seed(seed: int, index: int) -> int:
-    """The seed of the index-th seeded layer of a net built with `seed`."""
-    # Keras draws from an int seed s with the stateless seed [s, 0] taken mod 2**31 - 2;
-    # staying below that bound lets the TF nets draw bit-identical kernels.
-    return (seed * 1000 + index) % (2**31 - 2)
-
-
-def glorot_uniform(shape: tuple[int, ...], seed: int) -> tf.Tensor:
-    """Keras' GlorotUniform(seed) draw: U(±limit) with limit = sqrt(6 / (fan_in + fan_out))."""
-    receptive_field = math.prod(shape[:-2])
-    fan_in, fan_out = shape[-2] * receptive_field, shape[-1] * receptive_field
-    limit = math.sqrt(3.0 / max(1.0, (fan_in + fan_out) / 2.0))
-    return tf.random.stateless_uniform(shape, seed=[seed, 0], minval=-limit, maxval=limit)
-
-
-def orthogonal(shape: tuple[int, int], seed: int) -> tf.Tensor:
-    """Keras' Orthogonal(seed) draw: QR of a stateless normal matrix, signs fixed by R."""
-    rows, cols = shape
-    q, r = tf.linalg.qr(tf.random.stateless_normal((max(rows, cols), min(rows, cols)),
-                                                   seed=[seed, 0]))
-    q *= tf.sign(tf.linalg.diag_part(r))
-    return tf.transpose(q) if rows < cols else q
-
-
-def pooled_side(spec: CNNSpec) -> int:
-    """Side of the CNN's last feature maps: each 2x2 pool halves it, rounding down."""
-    if spec.pooling == "none":
-        return IMAGE_SIDE
-    side = IMAGE_SIDE // 2 ** len(spec.filters)
-    if side == 0:
-        raise ConfigError(
-            f"arch.cnn.filters: {len(spec.filters)} pooled blocks shrink the 28x28 image to "
-            "nothing; use at most 4 blocks or set arch.cnn.pooling: none")
-    return side
 
 
 def pool(x: tf.Tensor, kind: str) -> tf.Tensor:

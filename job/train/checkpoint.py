@@ -1,4 +1,4 @@
-"""Epoch-end checkpoints of one model, the same format for both styles.
+"""Epoch-end checkpoints of one model, the same format for every style.
 
 A checkpoint is everything needed to continue as if never stopped: the model's
 variables, the optimizer's (step count and moments; the learning rate lives there
@@ -11,12 +11,15 @@ any moment leaves the previous checkpoint whole.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from job.files import write_atomic
+from job.system.files import write_atomic
+from job.train import schedule
+from job.train.task import Task
 
 STATE = "state.json"
 GROUPS = ("model", "optimizer", "rng", "best")
@@ -59,3 +62,54 @@ def assign(variables: list, values: list[np.ndarray], what: str) -> None:
                          f"{len(variables)}: the architecture changed since it was written")
     for variable, value in zip(variables, values):
         variable.assign(value)
+
+
+STOPPING_FIELDS = ("wait", "best", "best_epoch", "stopped_epoch")
+
+
+def stopping_state(stopper: Any) -> dict:
+    """Early stopping's progress; Keras' callback and the TF tracker share field names."""
+    return {name: getattr(stopper, name) for name in STOPPING_FIELDS}
+
+
+def restore_stopping(stopper: Any, state: dict, best_weights: list | None) -> None:
+    """Continue early stopping where a checkpoint left it."""
+    for name in STOPPING_FIELDS:
+        setattr(stopper, name, state[name])
+    stopper.best_weights = best_weights
+
+
+def small_state(history: list[dict], stopper: Any, seconds: float, plateau: Any = None) -> dict:
+    """The small part of a checkpoint: history, early stopping, the plateau schedule's
+    progress, time spent so far."""
+    return {"history": history, "early_stopping": stopping_state(stopper),
+            "plateau": schedule.state_of(plateau) if plateau is not None else None,
+            "train_seconds": seconds}
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Where a model's training left off: what every style restores before its loop."""
+
+    epochs_done: int
+    seconds: float                 # training time already spent
+    history: list[dict]
+    stopping: dict                 # early stopping's fields (STOPPING_FIELDS)
+    plateau: dict | None           # the plateau schedule's fields, if it has one
+    arrays: dict[str, list[np.ndarray] | None]   # GROUPS: model, optimizer, rng, best
+
+    @property
+    def stopped(self) -> bool:
+        """Interrupted after the epoch whose checkpoint ended training."""
+        return bool(self.stopping["stopped_epoch"])
+
+
+def resume(task: Task, log: Callable[[str], None]) -> Resumed | None:
+    """The task's last checkpoint, said in the log, or None to start from epoch 0."""
+    found = load(task.checkpoint_dir) if task.checkpoint_dir else None
+    if found is None:
+        return None
+    state, arrays = found
+    log(f"{task.name:<10} resuming after epoch {state['epochs_done']}")
+    return Resumed(state["epochs_done"], state["train_seconds"], state["history"],
+                   state["early_stopping"], state.get("plateau"), arrays)

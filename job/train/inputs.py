@@ -1,4 +1,4 @@
-"""The input pipeline both styles consume: same batches, same order, same scaling."""
+"""The input pipeline every style consumes: same batches, same order, same scaling."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from job.competition import IMAGE_SIDE as SIDE
 from job.config import AugmentConfig
-
-SIDE = 28
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Callable
 
 import keras
-import numpy as np
 
-from job import interrupt
 from job.nets import keras as nets
-from job.runtime import Runtime, local_runtime
-from job.train import checkpoint, common, inputs, schedule
+from job.system import interrupt
+from job.system.runtime import Runtime, local_runtime
+from job.train import checkpoint, inputs, progress, schedule
+from job.train.task import Predictor, Split, Task, Trained
 
 BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn, "lstm": nets.build_lstm}
 
@@ -21,10 +21,9 @@ class EpochLog(keras.callbacks.Callback):
     """Records, checks and prints epochs exactly as the TF loop does (fit's own
     progress bar cannot print every N epochs, which the original notebook wanted)."""
 
-    def __init__(self, task: common.Task, trained: common.Trained,
-                 log: Callable[[str], None]):
+    def __init__(self, task: Task, history: list[dict], log: Callable[[str], None]):
         super().__init__()
-        self.task, self.trained, self.log = task, trained, log
+        self.task, self.history, self.log = task, history, log
         self.started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -33,40 +32,40 @@ class EpochLog(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         # A stop signal abandons the epoch, as in the TF loop: raising here skips the
         # epoch-end callbacks, so no half epoch reaches TensorBoard or a checkpoint.
-        interrupt.check(f"{self.task.name} epoch {len(self.trained.history) + 1}")
+        interrupt.check(f"{self.task.name} epoch {len(self.history) + 1}")
 
     def on_epoch_end(self, epoch, logs=None):
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        record = common.epoch_record(epoch, logs or {}, time.perf_counter() - self.started,
-                                     learning_rate)
-        self.trained.history.append(record)
-        common.check_finite(self.task.name, record)
+        record = progress.epoch_record(epoch, logs or {}, time.perf_counter() - self.started,
+                                       learning_rate)
+        self.history.append(record)
+        progress.check_finite(self.task.name, record)
         epochs = self.task.train.epochs
-        if common.should_log(epoch, self.task.train.log_every, epochs):
-            self.log(common.format_epoch(self.task.name, record, epochs))
+        if progress.should_log(epoch, self.task.train.log_every, epochs):
+            self.log(progress.format_epoch(self.task.name, record, epochs))
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """The built-in callback, which can pick up a checkpoint's state (on_train_begin
     would otherwise reset it)."""
 
-    def __init__(self, resume: tuple[dict, list | None] | None = None, **kwargs):
+    def __init__(self, resumed: checkpoint.Resumed | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.resume = resume
+        self.resumed = resumed
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        if self.resume:
-            common.restore_stopping(self, *self.resume)
+        if self.resumed:
+            checkpoint.restore_stopping(self, self.resumed.stopping, self.resumed.arrays["best"])
 
 
 class Checkpoint(keras.callbacks.Callback):
     """Saves the epoch-end checkpoint (after EarlyStopping has judged the epoch)."""
 
-    def __init__(self, task: common.Task, trained: common.Trained,
+    def __init__(self, task: Task, history: list[dict],
                  stopper: keras.callbacks.EarlyStopping, plateau, started: float):
         super().__init__()
-        self.task, self.trained, self.stopper, self.started = task, trained, stopper, started
+        self.task, self.history, self.stopper, self.started = task, history, stopper, started
         self.plateau = plateau
 
     def on_epoch_end(self, epoch, logs=None):
@@ -74,9 +73,9 @@ class Checkpoint(keras.callbacks.Callback):
                   "optimizer": [v.numpy() for v in self.model.optimizer.variables],
                   "rng": [g.state.numpy() for g in seed_generators(self.model)],
                   "best": self.stopper.best_weights}
-        state = common.checkpoint_state(self.trained, self.stopper,
-                                        time.perf_counter() - self.started, self.plateau)
-        checkpoint.save(self.task.checkpoint_dir, self.trained.epochs_run, arrays, state)
+        state = checkpoint.small_state(self.history, self.stopper,
+                                       time.perf_counter() - self.started, self.plateau)
+        checkpoint.save(self.task.checkpoint_dir, len(self.history), arrays, state)
 
 
 def seed_generators(model: keras.Model) -> list:
@@ -85,27 +84,20 @@ def seed_generators(model: keras.Model) -> list:
             if getattr(layer, "seed_generator", None) is not None]
 
 
-def resume(task: common.Task, model: keras.Model, trained: common.Trained,
-           log: Callable[[str], None]) -> tuple[int, float, tuple | None, dict | None]:
-    """Load the last checkpoint into the compiled model, if there is one: (first epoch
-    to run, seconds already spent, early stopping's and the plateau's saved state)."""
-    found = checkpoint.load(task.checkpoint_dir) if task.checkpoint_dir else None
-    if found is None:
-        return 0, 0.0, None, None
-    saved, arrays = found
+def restore(model: keras.Model, resumed: checkpoint.Resumed) -> list[dict]:
+    """Put a checkpoint back into the compiled model and its optimizer; its history.
+    (Early stopping and the plateau schedule pick theirs up in on_train_begin.)"""
     model.optimizer.build(model.trainable_variables)
-    model.set_weights(arrays["model"])
-    checkpoint.assign(model.optimizer.variables, arrays["optimizer"], "optimizer")
-    checkpoint.assign([g.state for g in seed_generators(model)], arrays["rng"], "dropout RNG")
-    trained.history = saved["history"]
-    log(f"{task.name:<10} resuming after epoch {saved['epochs_done']}")
-    return (saved["epochs_done"], saved["train_seconds"],
-            (saved["early_stopping"], arrays["best"]), saved.get("plateau"))
+    model.set_weights(resumed.arrays["model"])
+    checkpoint.assign(model.optimizer.variables, resumed.arrays["optimizer"], "optimizer")
+    checkpoint.assign([g.state for g in seed_generators(model)], resumed.arrays["rng"],
+                      "dropout RNG")
+    return list(resumed.history)
 
 
-def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
-        runtime: Runtime | None = None) -> common.Trained:
-    """Train `task` on `split` and return the model with its history."""
+def fit(task: Task, split: Split, log: Callable[[str], None],
+        runtime: Runtime | None = None) -> Trained:
+    """Train `task` on `split` (from its last checkpoint, if any) and return the model."""
     runtime = runtime or local_runtime()
     train_cfg = task.train
     keras.utils.set_random_seed(train_cfg.seed)
@@ -113,6 +105,7 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
     keras.mixed_precision.set_global_policy(runtime.mixed_precision)
     batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
     n_steps = inputs.steps_per_epoch(len(split.train_x), batch)
+    resumed = checkpoint.resume(task, log)
     with runtime.strategy.scope():
         model = BUILDERS[task.arch](task.spec, train_cfg.seed)
         # compile wraps Adam in a LossScaleOptimizer under mixed_float16, as the TF loop
@@ -122,22 +115,22 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
                       metrics=["accuracy"], jit_compile=runtime.jit_compile,
                       steps_per_execution=inputs.steps_per_call(
                           n_steps, train_cfg.steps_per_execution))
-        trained = common.Trained(task.name, task.arch, task.style, model.count_params())
-        first_epoch, spent, stopping, plateau_state = resume(task, model, trained, log)
-    started = time.perf_counter() - spent
-    stopper = early_stopping(train_cfg.early_stopping, stopping)
+        history = restore(model, resumed) if resumed else []
+    started = time.perf_counter() - (resumed.seconds if resumed else 0.0)
+    first_epoch = resumed.epochs_done if resumed else 0
+    stopper = early_stopping(train_cfg.early_stopping, resumed)
     rates = schedule.keras_callbacks(train_cfg.lr_schedule, train_cfg.learning_rate,
-                                     plateau_state)
+                                     resumed.plateau if resumed else None)
     plateau = next((c for c in rates if isinstance(c, keras.callbacks.ReduceLROnPlateau)), None)
-    callbacks = [EpochLog(task, trained, log),
+    callbacks = [EpochLog(task, history, log),
                  keras.callbacks.TensorBoard(log_dir=str(task.logdir), write_graph=False),
                  stopper, *rates]
     if task.checkpoint_dir:
-        callbacks.append(Checkpoint(task, trained, stopper, plateau, started))
+        callbacks.append(Checkpoint(task, history, stopper, plateau, started))
     batches = inputs.training_batches(split.train_x, split.train_y, batch, task.order_seed,
                                       first_epoch, train_cfg.epochs, train_cfg.augment)
-    finished = first_epoch >= train_cfg.epochs or (stopping and stopping[0]["stopped_epoch"])
-    if finished:   # interrupted after its last epoch's checkpoint: only the ending is left
+    if first_epoch >= train_cfg.epochs or (resumed and resumed.stopped):
+        # Interrupted after its last epoch's checkpoint: only the ending is left.
         stopper.set_model(model)
         stopper.on_train_begin()
         stopper.on_train_end()   # restores the best weights, as at the end of fit
@@ -147,22 +140,17 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
                   validation_data=inputs.evaluation_batches(split.val_x, split.val_y, batch),
                   shuffle=False,  # the dataset is already shuffled, per epoch, by seed
                   callbacks=callbacks, verbose=0)
-    trained.train_seconds = time.perf_counter() - started
-    trained.best_epoch = stopper.best_epoch + 1
-    if stopper.stopped_epoch:
-        log(common.format_stop(task.name, stopper.stopped_epoch + 1, trained.best_epoch,
-                               stopper.monitor))
     # Not model.predict: with steps_per_execution it unrolls that many forward passes into
     # one graph and runs them side by side (100-480 MB more with the CNN's test set).
-    trained.predict_logits = inputs.batched_predictor(model, train_cfg.batch_size)
-    trained.save = lambda folder: save_model(model, folder / f"{task.name}.keras")
-    return trained
+    return progress.finish(task, model.count_params(), history, stopper, started,
+                           inputs.batched_predictor(model, train_cfg.batch_size),
+                           lambda folder: save_model(model, folder / f"{task.name}.keras"), log)
 
 
-def early_stopping(config, resume: tuple | None = None) -> ResumableEarlyStopping:
+def early_stopping(config, resumed: checkpoint.Resumed | None = None) -> ResumableEarlyStopping:
     """The built-in callback, configured from the same section as the TF tracker."""
     return ResumableEarlyStopping(
-        resume, monitor=config.monitor, mode=config.resolved_mode, patience=config.patience,
+        resumed, monitor=config.monitor, mode=config.resolved_mode, patience=config.patience,
         min_delta=config.min_delta, restore_best_weights=config.restore_best_weights)
 
 
@@ -173,7 +161,7 @@ def save_model(model: keras.Model, path: Path) -> None:
     tmp.rename(path)
 
 
-def load_predictor(folder: Path, task: common.Task) -> Callable[[np.ndarray], np.ndarray]:
+def load_predictor(folder: Path, task: Task) -> Predictor:
     """Logits from a .keras archive written by `save_model`."""
     model = keras.models.load_model(folder / f"{task.name}.keras", compile=False)
     return inputs.batched_predictor(model, task.train.batch_size)

@@ -9,19 +9,21 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
-from job import interrupt
+from job.competition import PIXELS
 from job.nets import tf as nets
-from job.train import checkpoint, common, inputs, schedule
-from job.runtime import Runtime, local_runtime
+from job.system import interrupt
+from job.system.runtime import Runtime, local_runtime
+from job.train import checkpoint, inputs, progress, schedule
 from job.train.adam import Adam
 from job.train.early_stopping import EarlyStopping
 from job.train.loss_scale import LossScale
+from job.train.task import Predictor, Split, Task, Trained
 
 BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn, "lstm": nets.build_lstm}
 
 
-def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
-        runtime: Runtime | None = None) -> common.Trained:
+def fit(task: Task, split: Split, log: Callable[[str], None],
+        runtime: Runtime | None = None) -> Trained:
     """Train `task` on `split` (from its last checkpoint, if any) and return the model."""
     runtime = runtime or local_runtime()
     tf.random.set_seed(task.train.seed)
@@ -31,25 +33,20 @@ def fit(task: common.Task, split: common.Split, log: Callable[[str], None],
         optimizer.build(model.trainable_variables)  # slots created eagerly: one trace, not two
         loss_scale = LossScale() if runtime.scales_loss else None
     state = State(model, optimizer, loss_scale)
-    trained = common.Trained(task.name, task.arch, task.style, nets.count_params(model))
     stopper = EarlyStopping(task.train.early_stopping)
     plateau = (schedule.Plateau(task.train.lr_schedule)
                if task.train.lr_schedule.kind == "plateau" else None)
-    first_epoch, spent = state.resume(task, trained, stopper, plateau, log)
-    started = time.perf_counter() - spent
+    resumed = checkpoint.resume(task, log)
+    history = state.restore(resumed, stopper, plateau) if resumed else []
+    started = time.perf_counter() - (resumed.seconds if resumed else 0.0)
     steps = make_steps(model, optimizer, loss_scale, runtime)
-    run_epochs(state, steps, task, split, trained, (stopper, plateau), first_epoch, started,
-               log, runtime)
+    run_epochs(state, steps, task, split, history, (stopper, plateau),
+               resumed.epochs_done if resumed else 0, started, log, runtime)
     if stopper.restore_best_weights and stopper.best_weights is not None:
         set_weights(model, stopper.best_weights)
-    trained.train_seconds = time.perf_counter() - started
-    trained.best_epoch = stopper.best_epoch + 1
-    if stopper.stopped_epoch:
-        log(common.format_stop(task.name, stopper.stopped_epoch + 1, trained.best_epoch,
-                               stopper.monitor))
-    trained.predict_logits = inputs.batched_predictor(model, task.train.batch_size)
-    trained.save = lambda folder: save_module(model, folder / task.name)
-    return trained
+    return progress.finish(task, nets.count_params(model), history, stopper, started,
+                           inputs.batched_predictor(model, task.train.batch_size),
+                           lambda folder: save_module(model, folder / task.name), log)
 
 
 class State:
@@ -62,35 +59,29 @@ class State:
         return list(self.optimizer.variables) + list(
             self.loss_scale.variables if self.loss_scale else [])
 
-    def save(self, task: common.Task, trained: common.Trained, stopper: EarlyStopping,
+    def save(self, task: Task, history: list[dict], stopper: EarlyStopping,
              plateau: schedule.Plateau | None, seconds: float) -> None:
-        """Checkpoint after the epoch just recorded in `trained.history`."""
+        """Checkpoint after the epoch just recorded in `history`."""
         arrays = {"model": [v.numpy() for v in self.model.variables],
                   "optimizer": [v.numpy() for v in self.optimizer_variables()],
                   "rng": [self.model.rng.state.numpy()], "best": stopper.best_weights}
-        checkpoint.save(task.checkpoint_dir, trained.epochs_run, arrays,
-                        common.checkpoint_state(trained, stopper, seconds, plateau))
+        checkpoint.save(task.checkpoint_dir, len(history), arrays,
+                        checkpoint.small_state(history, stopper, seconds, plateau))
 
-    def resume(self, task: common.Task, trained: common.Trained, stopper: EarlyStopping,
-               plateau: schedule.Plateau | None, log: Callable[[str], None]) -> tuple[int, float]:
-        """Load the last checkpoint, if any: (first epoch to run, seconds already spent)."""
-        found = checkpoint.load(task.checkpoint_dir) if task.checkpoint_dir else None
-        if found is None:
-            return 0, 0.0
-        saved, arrays = found
-        checkpoint.assign(self.model.variables, arrays["model"], "model")
-        checkpoint.assign(self.optimizer_variables(), arrays["optimizer"], "optimizer")
-        self.model.rng.state.assign(arrays["rng"][0])
-        common.restore_stopping(stopper, saved["early_stopping"], arrays["best"])
-        for name, value in (saved.get("plateau") or {}).items():
+    def restore(self, resumed: checkpoint.Resumed, stopper: EarlyStopping,
+                plateau: schedule.Plateau | None) -> list[dict]:
+        """Put a checkpoint back into the model, optimizer and trackers; its history."""
+        checkpoint.assign(self.model.variables, resumed.arrays["model"], "model")
+        checkpoint.assign(self.optimizer_variables(), resumed.arrays["optimizer"], "optimizer")
+        self.model.rng.state.assign(resumed.arrays["rng"][0])
+        checkpoint.restore_stopping(stopper, resumed.stopping, resumed.arrays["best"])
+        for name, value in (resumed.plateau or {}).items():
             setattr(plateau, name, value)
-        trained.history = saved["history"]
-        log(f"{task.name:<10} resuming after epoch {saved['epochs_done']}")
-        return saved["epochs_done"], saved["train_seconds"]
+        return list(resumed.history)
 
 
-def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Split,
-               trained: common.Trained, trackers: tuple, first_epoch: int,
+def run_epochs(state: State, steps: tuple, task: Task, split: Split,
+               history: list[dict], trackers: tuple, first_epoch: int,
                started: float, log: Callable[[str], None], runtime: Runtime) -> None:
     """The epoch loop: train, validate, record, log, write TensorBoard, checkpoint, maybe
     stop. A stop signal abandons the epoch in progress; its checkpoint is the last one."""
@@ -122,18 +113,18 @@ def run_epochs(state: State, steps: tuple, task: common.Task, split: common.Spli
             logs = {"loss": loss, "accuracy": accuracy,
                     "val_loss": val_loss, "val_accuracy": val_accuracy}
             learning_rate = float(state.optimizer.learning_rate.numpy())
-            record = common.epoch_record(epoch, logs, time.perf_counter() - start,
-                                         learning_rate)
-            trained.history.append(record)
-            common.check_finite(task.name, record)
-            if common.should_log(epoch, train_cfg.log_every, train_cfg.epochs):
-                log(common.format_epoch(task.name, record, train_cfg.epochs))
+            record = progress.epoch_record(epoch, logs, time.perf_counter() - start,
+                                           learning_rate)
+            history.append(record)
+            progress.check_finite(task.name, record)
+            if progress.should_log(epoch, train_cfg.log_every, train_cfg.epochs):
+                log(progress.format_epoch(task.name, record, train_cfg.epochs))
             write_scalars(writers, epoch, logs, learning_rate)
             stop = stopper.update(epoch, logs, lambda: [v.numpy() for v in state.model.variables])
             if plateau is not None:
                 state.optimizer.learning_rate.assign(plateau.update(logs, learning_rate))
             if task.checkpoint_dir:
-                state.save(task, trained, stopper, plateau, time.perf_counter() - started)
+                state.save(task, history, stopper, plateau, time.perf_counter() - started)
             if stop:
                 break
     finally:
@@ -241,7 +232,7 @@ def set_weights(model: tf.Module, values: list[np.ndarray]) -> None:
 
 def save_module(model: tf.Module, path: Path) -> None:
     """A SavedModel whose signature takes uint8 pixels and returns probabilities."""
-    @tf.function(input_signature=[tf.TensorSpec([None, 784], tf.uint8, name="pixels")])
+    @tf.function(input_signature=[tf.TensorSpec([None, PIXELS], tf.uint8, name="pixels")])
     def serve(pixels):
         return {"probabilities": tf.nn.softmax(model(inputs.to_model_input(pixels),
                                                      training=False))}
@@ -250,7 +241,7 @@ def save_module(model: tf.Module, path: Path) -> None:
     tmp.rename(path)
 
 
-def load_predictor(folder: Path, task: common.Task) -> Callable[[np.ndarray], np.ndarray]:
+def load_predictor(folder: Path, task: Task) -> Predictor:
     """Logits from a SavedModel written by `save_module` (log-probabilities: same argmax)."""
     serve = tf.saved_model.load(str(folder / task.name)).signatures["serving_default"]
 

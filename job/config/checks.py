@@ -1,0 +1,85 @@
+"""Rules that tie several keys together, checked once the config is built.
+
+Everything the config alone decides is checked here, so a mistake ends before a run
+folder exists or TensorFlow loads, not hours later inside a net builder.
+"""
+
+from __future__ import annotations
+
+from job import competition
+from job.config.schema import MESSAGE_FIELDS, CNNSpec, Config, EnsembleConfig
+from job.config.values import Origin, printable
+from job.errors import ConfigError
+
+
+def check_config(config: Config, origin: Origin) -> None:
+    """Every cross-key rule, in the order a reader meets the keys."""
+    check_pooling(config.arch.cnn, origin)
+    check_ensemble(config.ensemble, config.models, origin)
+    if config.runtime.distribute == "multi_worker":
+        check_multi_worker(config.trained_models, origin.where("runtime.distribute"))
+    check_message(config.kaggle.message, origin)
+
+
+def pooled_side(spec: CNNSpec) -> int:
+    """Side of the CNN's last feature maps: each 2x2 pool halves it, rounding down."""
+    if spec.pooling == "none":
+        return competition.IMAGE_SIDE
+    return competition.IMAGE_SIDE // 2 ** len(spec.filters)
+
+
+def check_pooling(spec: CNNSpec, origin: Origin) -> None:
+    """Each pooled block halves the 28x28 image; five of them leave nothing to classify."""
+    if pooled_side(spec) == 0:
+        side = competition.IMAGE_SIDE
+        raise ConfigError(
+            f"{origin.where('arch.cnn.filters')}: {len(spec.filters)} pooled blocks shrink the "
+            f"{side}x{side} image to nothing; use at most {side.bit_length() - 1} blocks or "
+            "set arch.cnn.pooling: none")
+
+
+def check_ensemble(ensemble: EnsembleConfig, models: tuple[str, ...], origin: Origin) -> None:
+    """Ensemble members must be trained models; a bag needs a model and 2+ copies."""
+    missing = [m for m in ensemble.members if m not in models]
+    if missing:
+        raise ConfigError(f"{origin.where('ensemble.members')}: {', '.join(missing)} not in "
+                          "`models`; an ensemble averages models the run trains")
+    if len(ensemble.members) == 1:
+        raise ConfigError(f"{origin.where('ensemble.members')}: expected 2 or more models "
+                          "(or none), got 1")
+    if (ensemble.bag_model == "none") != (ensemble.bag_copies == 0):
+        raise ConfigError(f"{origin.where('ensemble.bag_copies')}: set both ensemble.bag_model "
+                          "and ensemble.bag_copies (2 or more), or neither")
+    if ensemble.bag_copies == 1:
+        raise ConfigError(f"{origin.where('ensemble.bag_copies')}: expected 0 or at least 2 "
+                          "copies, got 1")
+
+
+def check_multi_worker(models: tuple[str, ...], where: str) -> None:
+    """runtime.distribute: multi_worker with a Keras model cannot work; see keras_across_workers."""
+    problem = keras_across_workers(models)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+
+
+def keras_across_workers(models: tuple[str, ...]) -> str | None:
+    """Why these models cannot train across workers, or None. Keras 3's fit reduces every
+    step's scalar outputs along axis 0 (tensorflow/tensorflow#72388)."""
+    keras_models = [m for m in models if m.endswith("-keras")]
+    if not keras_models:
+        return None
+    return (f"{', '.join(keras_models)} cannot train under MultiWorkerMirroredStrategy "
+            "(Keras 3's fit fails across workers, tensorflow/tensorflow#72388): train only the "
+            "-tf models across machines, or unset TF_CONFIG (runtime.distribute: mirrored uses "
+            "every GPU of one machine in both styles)")
+
+
+def check_message(template: str, origin: Origin) -> None:
+    """The submission message template may only use the placeholders we fill in."""
+    try:
+        template.format(**MESSAGE_FIELDS)
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError) as e:
+        raise ConfigError(
+            f"{origin.where('kaggle.message')}: invalid template ({type(e).__name__}: "
+            f"{printable(str(e))}); "
+            f"placeholders: {', '.join('{' + k + '}' for k in MESSAGE_FIELDS)}") from None

@@ -1,0 +1,1 @@
+"""Everything written under runs/<id>/: the folder, its manifest, submission and report."""

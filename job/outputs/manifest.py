@@ -1,0 +1,68 @@
+"""manifest.json: what produced a run, so it can be trusted and reproduced."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import job
+from job.config import Config
+from job.outputs.folder import utc_now
+
+
+def versions() -> dict:
+    """Versions of the libraries whose behaviour decides the results."""
+    import keras
+    import numpy
+    import sklearn
+    import tensorflow as tf
+    return {"job": job.__version__, "python": platform.python_version(),
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
+
+
+def devices() -> list[str]:
+    """The devices TensorFlow will place work on."""
+    import tensorflow as tf
+    return [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()]
+
+
+def git_commit() -> str | None:
+    """The job's source commit (with `-dirty` for local edits), when run from a checkout."""
+    root = Path(__file__).resolve().parents[2]   # job/outputs/manifest.py → the checkout
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                                capture_output=True, text=True, timeout=10)
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "job"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def start(config: Config) -> dict:
+    """The manifest as written when a run begins."""
+    return {"status": "running", "config": config.name, "command": sys.argv[1:],
+            "started": utc_now().isoformat(timespec="seconds"), "finished": None,
+            "versions": versions(), "git_commit": git_commit(), "devices": devices(),
+            "seeds": {"data": config.data.seed, "train": config.train.seed}}
+
+
+def describe_data(prepared) -> dict:
+    """Which data, where, and the hashes that identify it."""
+    arrays, split = prepared.arrays, prepared.split
+    return {"source": prepared.source.kind, "reason": prepared.source.reason,
+            "dir": str(prepared.dir), "sha256": arrays.hashes,
+            "train_rows": len(arrays.train_images), "fit_rows": len(split.train_x),
+            "val_rows": len(split.val_x), "test_rows": len(arrays.test_images)}
+
+
+def finish(record: dict, status: str, error: str | None = None) -> None:
+    """Stamp the end of a run."""
+    record.update(status=status, finished=utc_now().isoformat(timespec="seconds"))
+    if error:
+        record["error"] = error

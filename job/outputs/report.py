@@ -1,0 +1,161 @@
+"""report.md: the side-by-side comparison a user reads after a run, with pictures.
+
+The pictures (learning curves, the best model's confusion matrix and misclassified
+validation digits) go to `report/*.png` in the run folder and, the same images, to
+TensorBoard under `tensorboard/report`. Everything is made from the run folder's
+metrics and `validation.npz`, so `python -m job report RUN` can make it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from job.outputs.folder import Run
+from job.system.files import write_atomic
+
+PICTURES_DIR = "report"
+TENSORBOARD_DIR = "tensorboard/report"
+GRID_SIZE = 36   # misclassified digits shown: a 6x6 grid stays readable
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The validation split and one model's logits on it, from validation.npz."""
+
+    images: np.ndarray     # (N, 784) uint8
+    labels: np.ndarray     # (N,) uint8
+    logits: np.ndarray     # (N, 10)
+
+
+def confusion_counts(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:
+    """counts[true, predicted]; the counts sum to len(labels)."""
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(labels, int), np.asarray(predicted, int)), 1)
+    return counts
+
+
+def misclassified(labels: np.ndarray, logits: np.ndarray, limit: int = GRID_SIZE) -> np.ndarray:
+    """Indices of the wrongly predicted examples, most confident mistakes first."""
+    predicted = logits.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    confidence = logits[wrong, predicted[wrong]] - logits[wrong, labels[wrong].astype(int)]
+    return wrong[np.argsort(-confidence, kind="stable")][:limit]
+
+
+def load_validation(run_path: Path, model: str) -> tuple[Validation | None, str]:
+    """The best model's validation predictions, or None and why there are none."""
+    path = run_path / "validation.npz"
+    if not path.is_file():
+        return None, ("this run has no validation.npz (it was made before runs saved their "
+                      "validation predictions); train a new run to get them")
+    try:
+        with np.load(path) as saved:
+            if f"logits/{model}" not in saved.files:
+                return None, f"validation.npz holds no logits for {model}"
+            return Validation(saved["val_images"], saved["val_labels"],
+                              saved[f"logits/{model}"]), ""
+    except (OSError, ValueError, KeyError) as e:
+        return None, f"validation.npz is unreadable ({e})"
+
+
+def draw_pictures(metrics: dict, validation: Validation | None) -> dict[str, bytes]:
+    """name → PNG bytes for every picture the data allows."""
+    from job.outputs import plots
+    pictures = {"learning_curves": plots.learning_curves(metrics["models"])}
+    if validation is not None:
+        best = metrics["best"]
+        predicted = validation.logits.argmax(axis=1)
+        counts = confusion_counts(validation.labels, predicted)
+        accuracy = np.trace(counts) / max(counts.sum(), 1)
+        pictures["confusion_matrix"] = plots.confusion_matrix(
+            counts, f"{best} on {counts.sum()} validation digits: accuracy {accuracy:.4f}")
+        shown = misclassified(validation.labels, validation.logits)
+        wrong = int((predicted != validation.labels).sum())
+        pictures["misclassified"] = plots.digit_grid(
+            validation.images[shown], validation.labels[shown], predicted[shown],
+            f"{best}: {len(shown)} of {wrong} misclassified (most confident first), "
+            "true → predicted")
+    return pictures
+
+
+def write_report(run: Run, manifest: dict, metrics: dict) -> Path:
+    """Draw the pictures into report/ and TensorBoard, then write report.md."""
+    from job.outputs import plots
+    validation, missing = load_validation(run.path, metrics["best"])
+    pictures = draw_pictures(metrics, validation)
+    (run.path / PICTURES_DIR).mkdir(exist_ok=True)
+    for name, png in pictures.items():
+        write_atomic(run.path / PICTURES_DIR / f"{name}.png", png)
+    plots.write_tensorboard_images(run.path / TENSORBOARD_DIR, pictures)
+    return run.write_text("report.md", format_report(run.id, manifest, metrics, missing))
+
+
+def format_table(models: list[dict], best: str) -> str:
+    """One markdown row per model, TF and Keras of a family next to each other."""
+    held_out = all("test_accuracy" in m for m in models)
+    lines = ["| model | arch | style | params | epochs run | best epoch | val accuracy "
+             "| val loss | s/epoch | train s |" + (" test accuracy |" if held_out else ""),
+             "|---|---|---|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if held_out else "")]
+    order = {"ffn": 0, "cnn": 1, "lstm": 2, "ensemble": 3}
+    for m in sorted(models, key=lambda m: (order.get(m["arch"], 9), m["style"] != "tf")):
+        mark = " **(best)**" if m["name"] == best else ""
+        per_epoch = f"{m['seconds_per_epoch']:.2f}" if m["seconds_per_epoch"] else "-"
+        lines.append(
+            f"| {m['name']}{mark} | {m['arch']} | {m['style']} | {m['params']:,} "
+            f"| {m['epochs_run']} | {m['best_epoch'] or '-'} | {m['val_accuracy']:.4f} "
+            f"| {m['val_loss']:.4f} | {per_epoch} | {m['train_seconds']:.1f} |"
+            + (f" {m['test_accuracy']:.4f} |" if held_out else ""))
+    notes = [f"- `{m['name']}` averages the softmax of {', '.join(m['members'])}" +
+             (": each copy was fit and early-stopped on its own split of the training rows, "
+              "so the validation rows are unseen by all of them" if m["name"].startswith("bag-")
+              else ": its members were early-stopped on these validation rows, which "
+                   "flatters it slightly")
+             for m in models if m.get("members")]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def format_speed(models: list[dict]) -> str:
+    """Keras / TF seconds-per-epoch ratio per family, the notebook's headline question."""
+    by_name = {m["name"]: m for m in models}
+    lines = []
+    for arch in ("ffn", "cnn", "lstm"):
+        tf_, keras_ = by_name.get(f"{arch}-tf"), by_name.get(f"{arch}-keras")
+        if tf_ and keras_ and tf_["seconds_per_epoch"] > 0:
+            ratio = keras_["seconds_per_epoch"] / tf_["seconds_per_epoch"]
+            lines.append(f"- {arch}: Keras takes {ratio:.2f}× the TF loop's time per epoch "
+                         f"({keras_['seconds_per_epoch']:.2f}s vs {tf_['seconds_per_epoch']:.2f}s)")
+    return "\n".join(lines) or "- (train both styles of a family to compare them)"
+
+
+def format_pictures(missing: str) -> str:
+    """Links to the PNGs; says why the validation pictures are absent, if they are."""
+    lines = ["### Learning curves", "",
+             f"![learning curves]({PICTURES_DIR}/learning_curves.png)", ""]
+    if missing:
+        return "\n".join(lines + [f"_No confusion matrix or misclassified digits: {missing}._"])
+    return "\n".join(lines + [
+        "### Best model's confusion matrix (validation)", "",
+        f"![confusion matrix]({PICTURES_DIR}/confusion_matrix.png)", "",
+        "### Misclassified validation digits", "",
+        f"![misclassified digits]({PICTURES_DIR}/misclassified.png)", "",
+        f"The same images are in TensorBoard's Images tab (`{TENSORBOARD_DIR}`)."])
+
+
+def format_report(run_id: str, manifest: dict, metrics: dict, missing: str = "") -> str:
+    """The whole report.md; `missing` says why there are no validation pictures."""
+    data = manifest.get("data", {})
+    return "\n".join([
+        f"# Run {run_id}", "",
+        f"- data: **{data.get('source', '?')}** from `{data.get('dir', '?')}` "
+        f"({data.get('train_rows', '?')} train rows: {data.get('fit_rows', '?')} fit, "
+        f"{data.get('val_rows', '?')} validation; {data.get('test_rows', '?')} test rows)",
+        f"- best model: **{metrics['best']}** (highest validation accuracy; ties: lower loss)",
+        "- submission: `submission.csv`", "",
+        "## Models", "", format_table(metrics["models"], metrics["best"]), "",
+        "## Keras vs plain TensorFlow", "", format_speed(metrics["models"]), "",
+        "Validation metrics are recomputed by the same code for every model from its "
+        "final (restored-best) weights, so the styles are compared on equal terms.", "",
+        "## Pictures", "", format_pictures(missing), ""])

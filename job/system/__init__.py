@@ -1,0 +1,1 @@
+"""The machine underneath: devices, precision and strategy; stop signals; atomic files."""

@@ -1,0 +1,144 @@
+"""Where TensorFlow computes: GPU check, precision, XLA and the distribution strategy.
+
+Set up once per process, before any other TensorFlow work: a multi-worker strategy
+must exist before the first op runs, and Keras' precision policy is global.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from job.config import RuntimeConfig
+from job.config.checks import keras_across_workers
+from job.errors import DeviceError
+
+COMPUTE_DTYPES = {"float32": "float32", "mixed_float16": "float16",
+                  "mixed_bfloat16": "bfloat16"}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What both training styles need to know about the devices they run on."""
+
+    strategy: Any                # tf.distribute.Strategy (the default one when not distributed)
+    kind: str                    # "none" | "mirrored" | "multi_worker"
+    replicas: int
+    is_chief: bool               # only the chief writes run outputs
+    mixed_precision: str         # the config's policy name
+    jit_compile: bool
+    devices: tuple[str, ...]
+
+    @property
+    def compute_dtype(self) -> str:
+        return COMPUTE_DTYPES[self.mixed_precision]
+
+    @property
+    def scales_loss(self) -> bool:
+        """float16 underflows small gradients; bfloat16 has float32's range and needs no scaling."""
+        return self.mixed_precision == "mixed_float16"
+
+    def describe(self) -> dict:
+        """For the manifest."""
+        return {"strategy": self.kind, "replicas": self.replicas, "chief": self.is_chief,
+                "mixed_precision": self.mixed_precision, "jit_compile": self.jit_compile,
+                "devices": list(self.devices)}
+
+
+def cluster_spec(env: dict = os.environ) -> dict | None:
+    """TF_CONFIG, parsed, when this process is one worker of several."""
+    raw = env.get("TF_CONFIG")
+    if not raw:
+        return None
+    try:
+        spec = json.loads(raw)
+        spec["cluster"], spec["task"]["type"], int(spec["task"]["index"])
+    except (ValueError, KeyError, TypeError):
+        raise DeviceError("TF_CONFIG: expected JSON with cluster and task.type/task.index, "
+                            "as tf.distribute documents; fix or unset it") from None
+    return spec
+
+
+def is_chief(spec: dict | None) -> bool:
+    """The chief task, or worker 0 when the cluster has no chief."""
+    if spec is None:
+        return True
+    task = spec["task"]
+    if "chief" in spec["cluster"]:
+        return task["type"] == "chief"
+    return task["type"] == "worker" and int(task["index"]) == 0
+
+
+def choose_strategy(config: RuntimeConfig, gpus: int, spec: dict | None) -> str:
+    """none | mirrored | multi_worker, resolving `auto`."""
+    if config.distribute != "auto":
+        return config.distribute
+    if spec is not None:
+        return "multi_worker"
+    return "mirrored" if gpus > 1 else "none"
+
+
+def check_models(runtime: Runtime, models: tuple[str, ...]) -> None:
+    """Under TF_CONFIG's multi-worker strategy, refuse what cannot train across workers
+    (runtime.distribute: multi_worker is refused by the config check already)."""
+    problem = keras_across_workers(models) if runtime.kind == "multi_worker" else None
+    if problem:
+        raise DeviceError(f"models: {problem}")
+
+
+def setup(config: RuntimeConfig) -> Runtime:
+    """Check the devices, create the strategy and set the precision policy."""
+    import tensorflow as tf
+
+    spec = cluster_spec()
+    kind = choose_strategy(config, 0, spec)
+    # The multi-worker strategy must be created before anything lists or touches devices.
+    strategy = tf.distribute.MultiWorkerMirroredStrategy() if kind == "multi_worker" else None
+    gpus = tf.config.list_physical_devices("GPU")
+    if config.require_gpu and not gpus:
+        raise DeviceError(
+            "runtime.require_gpu is true but TensorFlow sees no GPU: on a GPU machine check "
+            "`nvidia-smi` and that the container runs with --gpus all; to train on the CPU "
+            "anyway use a config with runtime.require_gpu: false")
+    if strategy is None:
+        kind = choose_strategy(config, len(gpus), spec)
+        strategy = (mirrored_strategy() if kind == "mirrored" else tf.distribute.get_strategy())
+    devices = tuple(f"{d.device_type}:{d.name}" for d in tf.config.list_logical_devices())
+    return Runtime(strategy, kind, strategy.num_replicas_in_sync, is_chief(spec),
+                   config.mixed_precision, config.jit_compile, devices)
+
+
+def mirrored_strategy():
+    """Every GPU; on a host without one, every logical CPU (how tests get two replicas)."""
+    import tensorflow as tf
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
+
+
+def local_runtime(mixed_precision: str = "float32", jit_compile: bool = False) -> Runtime:
+    """One device, no strategy: what tests and a plain CPU run use."""
+    import tensorflow as tf
+    return Runtime(tf.distribute.get_strategy(), "none", 1, True, mixed_precision, jit_compile,
+                   ())
+
+
+def return_freed_memory() -> None:
+    """Hand memory freed by a finished model back to the OS.
+
+    glibc keeps freed blocks in its heaps for reuse, so without this each model's
+    leftovers (its graphs, its copy of the training images, the CNN's activation
+    buffers) raised the floor the next model starts from; a Kaggle-sized run peaked
+    ~60 MB higher. A no-op where the C library has no malloc_trim (musl, macOS).
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        # CDLL(None): the process's own symbols, the C library's among them; no
+        # find_library, which runs ldconfig in a subprocess.
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

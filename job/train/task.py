@@ -1,0 +1,73 @@
+"""What goes into training and what comes out, whatever the style: Task + Split → Trained."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from job.config import TrainConfig
+from job.styles import split_name
+
+Predictor = Callable[[np.ndarray], np.ndarray]   # uint8 (N, 784) images → (N, 10) logits
+
+
+@dataclass(frozen=True)
+class Split:
+    """The validation split every style trains and evaluates on (uint8 images)."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+
+
+@dataclass(frozen=True)
+class Task:
+    """One model to train: everything the loop needs besides the data."""
+
+    name: str          # e.g. "cnn-keras"
+    arch: str          # "ffn" | "cnn" | "lstm"
+    style: str         # a key of job.styles.STYLES: "tf" | "keras"
+    spec: Any          # FFNSpec | CNNSpec | LSTMSpec
+    train: TrainConfig
+    order_seed: int    # data.seed: fixes the per-epoch shuffling
+    logdir: Path       # runs/<run>/tensorboard/<name>
+    checkpoint_dir: Path | None = None   # epoch-end checkpoints; resumed from when present
+
+
+def make_task(model: str, arch_specs: Any, train: TrainConfig, order_seed: int,
+              logdir: Path, checkpoint_dir: Path | None = None) -> Task:
+    """The task for a model name such as cnn-keras, with its family's spec."""
+    arch, style = split_name(model)
+    return Task(name=model, arch=arch, style=style, spec=getattr(arch_specs, arch),
+                train=train, order_seed=order_seed, logdir=logdir,
+                checkpoint_dir=checkpoint_dir)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A trained model and how its training went, whatever the style."""
+
+    name: str
+    arch: str
+    style: str
+    params: int
+    history: list[dict]          # one epoch_record per epoch run
+    best_epoch: int              # 1-based: the epoch whose weights were kept
+    train_seconds: float
+    predict_logits: Predictor
+    save: Callable[[Path], None]  # writes the model into a folder; load_predictor reads it
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        """Median epoch time after the first, which also pays for tracing."""
+        times = [h["seconds"] for h in self.history]
+        return statistics.median(times[1:] if len(times) > 1 else times) if times else 0.0

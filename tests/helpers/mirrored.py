@@ -1,0 +1,42 @@
+"""Train both styles on two logical CPUs with MirroredStrategy and on one device; print
+both loss histories as JSON (run in a subprocess: devices are fixed at TF start-up)."""
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+from sklearn.datasets import load_digits  # noqa: E402
+import numpy as np  # noqa: E402
+
+from job.config import EarlyStoppingConfig, FFNSpec, RuntimeConfig, TrainConfig  # noqa: E402
+from job.system.runtime import local_runtime, setup  # noqa: E402
+from job.train import keras_fit, tf_loop  # noqa: E402
+from job.train.task import Split, Task  # noqa: E402
+
+digits = load_digits()
+images = (np.kron(digits.images, np.ones((3, 3)))[:, :, :] * 255 / 16).astype(np.uint8)
+images = np.pad(images, ((0, 0), (2, 2), (2, 2))).reshape(len(images), 784)
+labels = digits.target.astype(np.uint8)
+split = Split(images[:512], labels[:512], images[512:640], labels[512:640])
+root = Path(sys.argv[1])
+mirrored = setup(RuntimeConfig(distribute="mirrored"))
+report = {}
+for style, fit in (("tf", tf_loop.fit), ("keras", keras_fit.fit)):
+    histories = {}
+    for name, runtime, batch in (("mirrored", mirrored, 32), ("single", local_runtime(), 64)):
+        task = Task(name=f"ffn-{style}", arch="ffn", style=style,
+                    spec=FFNSpec(hidden=(32,), dropout=0.0),
+                    train=TrainConfig(epochs=3, batch_size=batch, learning_rate=0.003,
+                                      early_stopping=EarlyStoppingConfig(patience=5)),
+                    order_seed=7, logdir=root / name / style)
+        trained = fit(task, split, lambda line: None, runtime)
+        histories[name] = [row["loss"] for row in trained.history]
+    report[style] = {"replicas": mirrored.replicas, **histories}
+print(json.dumps(report))

@@ -1,0 +1,170 @@
+"""The house's layout holds: imports point one way, data/ stays free of TensorFlow and
+Kaggle, nothing heavy loads at import time, and no module outgrows a screenful or two.
+
+The import graph is read from the source with `ast` (imports inside functions count),
+so the test needs no TensorFlow and sees exactly what the code says.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "job"
+
+# Rooms, lowest first: a module may import from a lower rank, or from its own room.
+RANKS = {
+    "job": 0, "errors": 0, "competition": 0, "styles": 0,   # leaves: facts and the registry
+    "config": 1,
+    "system": 2,
+    "data": 3, "nets": 3,
+    "train": 4, "outputs": 4, "kaggle": 4,
+    "pipeline": 5,
+    "cli": 6,
+    "__main__": 7,
+}
+# The one sideways edge: submitting reads a run folder.
+SIDEWAYS = {("kaggle", "outputs")}
+# Third-party packages data/ must not need: it turns CSVs into arrays and nothing more.
+NOT_IN_DATA = ("tensorflow", "keras", "kaggle", "torch", "tensorboard")
+MAX_LINES = 300
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def room(module: str) -> str:
+    """job.train.tf_loop → train; job → job."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "job"
+
+
+def imports_of(source: str, module: str) -> set[str]:
+    """Every module `source` imports, absolute names (job.x.y or a third-party top name)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:   # relative: resolve against the importing module's package
+                base = module.split(".")[:len(module.split(".")) - node.level]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module
+            found.add(name)
+            # `from job.data import arrays` imports the module job.data.arrays too
+            found.update(f"{name}.{alias.name}" for alias in node.names)
+    return found
+
+
+def job_sources() -> dict[str, str]:
+    return {module_name(p): p.read_text() for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def graph(sources: dict[str, str]) -> dict[str, set[str]]:
+    """module → the job modules it imports (names that are not modules are dropped)."""
+    modules = set(sources)
+    return {m: {i for i in imports_of(s, m) if i in modules and i != m}
+            for m, s in sources.items()}
+
+
+def violations(sources: dict[str, str]) -> list[str]:
+    """Every import against the direction, and every third-party import data/ must not make."""
+    problems = []
+    for module, targets in graph(sources).items():
+        for target in sorted(targets):
+            a, b = room(module), room(target)
+            if a == b or (a, b) in SIDEWAYS:
+                continue
+            if RANKS[b] >= RANKS[a]:
+                problems.append(f"{module} imports {target}: {a} may not import {b}")
+        if room(module) == "data":
+            for name in sorted(imports_of(sources[module], module)):
+                if name.split(".")[0] in NOT_IN_DATA:
+                    problems.append(f"{module} imports {name}: data/ stays free of it")
+    return problems
+
+
+def cycles(sources: dict[str, str]) -> list[list[str]]:
+    """Import cycles among job modules (each found once, by depth-first search)."""
+    edges, found, state = graph(sources), [], {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for target in sorted(edges[module]):
+            if state.get(target) == "open":
+                found.append(path[path.index(target):] + [target])
+            elif target not in state:
+                visit(target, path + [target])
+        state[module] = "done"
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+    return found
+
+
+def test_every_room_has_a_rank():
+    assert {room(m) for m in job_sources()} <= set(RANKS)
+
+
+def test_imports_point_down():
+    assert violations(job_sources()) == []
+
+
+def test_there_is_no_import_cycle():
+    assert cycles(job_sources()) == []
+
+
+@pytest.mark.parametrize("module, added, expected", [
+    ("job.data.arrays", "from job.pipeline import train\n",
+     "job.data.arrays imports job.pipeline: data may not import pipeline"),
+    ("job.data.sources", "from job.kaggle import client\n",
+     "job.data.sources imports job.kaggle: data may not import kaggle"),
+    ("job.config.schema", "import job.train.task\n",
+     "job.config.schema imports job.train.task: config may not import train"),
+    ("job.train.task", "from job.outputs.folder import Run\n",
+     "job.train.task imports job.outputs.folder: train may not import outputs"),
+    ("job.data.csv_reader", "import tensorflow as tf\n",
+     "job.data.csv_reader imports tensorflow: data/ stays free of it"),
+])
+def test_an_upward_import_is_caught(module, added, expected):
+    """The checker itself: one added line against the direction is reported."""
+    sources = job_sources()
+    sources[module] = added + sources[module]
+    assert expected in violations(sources)
+
+
+def test_a_cycle_is_caught():
+    sources = job_sources()
+    sources["job.data.sources"] += "\nfrom job.data import sample\n"
+    sources["job.data.sample"] += "\nfrom job.data import sources\n"
+    assert [set(c) for c in cycles(sources)] == [{"job.data.sample", "job.data.sources"}]
+
+
+def test_nothing_heavy_loads_at_import_time():
+    """The config is checked before TensorFlow loads, so importing the job's modules
+    (all but the loops and nets, which are TensorFlow) loads none of it."""
+    light = [m for m in job_sources() if room(m) != "nets"
+             and m not in ("job.__main__", "job.train.tf_loop", "job.train.keras_fit",
+                           "job.train.inputs", "job.train.adam", "job.train.loss_scale")]
+    code = ("import importlib, sys\n"
+            f"for m in {light!r}: importlib.import_module(m)\n"
+            "print(sorted(n for n in ('tensorflow', 'keras', 'kaggle', 'sklearn', 'matplotlib')"
+            " if n in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_no_module_outgrows_three_hundred_lines():
+    long = {m: len(s.splitlines()) for m, s in job_sources().items()
+            if len(s.splitlines()) > MAX_LINES}
+    assert long == {}

@@ -1,0 +1,30 @@
+"""manifest.json says which code made a run: the checkout's commit, -dirty for local edits."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(),
+                    reason="needs a git checkout")
+def test_git_commit_is_the_head_and_says_when_job_was_edited(tmp_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)],
+                   check=True)
+    head = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+    def reported() -> str:
+        code = "from job.outputs import manifest; print(manifest.git_commit())"
+        return subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    assert reported() == head
+    with (clone / "job" / "errors.py").open("a") as f:
+        f.write("# a local edit\n")
+    assert reported() == head + "-dirty"
