@@ -1,7 +1,9 @@
 """The container contract, checked without a Docker engine.
 
-docker/Dockerfile is parsed (ENTRYPOINT, CMD, WORKDIR, ENV, USER, VOLUME, COPY), the build
-context is worked out from .dockerignore with Docker's matching rules, and the image's exact
+docker/Dockerfile is parsed (ENTRYPOINT, CMD, WORKDIR, ENV, USER, VOLUME, COPY); the build
+context is the one the Docker SDK (requirements-dev.txt: docker) would send for
+`docker build -f docker/Dockerfile .`, its own implementation of the .dockerignore rules, so
+the tests check the real context and not a copy of the rules; and the image's exact
 entrypoint and default command are run in a fresh virtual environment holding only
 requirements.txt, in a folder laid out as the image's file system with the image's
 environment variables: the mounts are folders there.
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.docker_context import build_context
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -73,54 +76,17 @@ def exec_form(keyword: str) -> list[str]:
     return json.loads(arguments(keyword)[-1])
 
 
-# --- .dockerignore, with Docker's rules -----------------------------------------------------
+# --- the build context, as the Docker SDK works it out --------------------------------------
 
-def pattern_regex(pattern: str) -> re.Pattern:
-    """Docker's pattern syntax: `*` and `?` stay within a path segment, `**` spans segments."""
-    out, i = "", 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out, i = out + "(?:.*/)?", i + 3
-        elif pattern.startswith("**", i):
-            out, i = out + ".*", i + 2
-        elif pattern[i] == "*":
-            out, i = out + "[^/]*", i + 1
-        elif pattern[i] == "?":
-            out, i = out + "[^/]", i + 1
-        else:
-            out, i = out + re.escape(pattern[i]), i + 1
-    return re.compile(out + r"\Z")
-
-
-def read_ignore_rules(path: Path) -> list[tuple[bool, re.Pattern]]:
-    """(is_exception, regex) per line of a .dockerignore; paths are relative to the context."""
-    rules = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        exception = line.startswith("!")
-        pattern = os.path.normpath(line.lstrip("!").strip()).lstrip("/")
-        rules.append((exception, pattern_regex(pattern)))
-    return rules
-
-
-def is_ignored(relpath: str, rules: list[tuple[bool, re.Pattern]]) -> bool:
-    """Docker's verdict: the last rule matching the path or one of its parent folders wins."""
-    parts = relpath.split("/")
-    candidates = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
-    ignored = False
-    for exception, regex in rules:
-        if any(regex.match(c) for c in candidates):
-            ignored = not exception
-    return ignored
-
-
-def build_context(folder: Path) -> set[str]:
-    """The files `docker build` would send from `folder` (posix paths relative to it)."""
-    rules = read_ignore_rules(folder / ".dockerignore")
-    return {p.relative_to(folder).as_posix() for p in folder.rglob("*")
-            if p.is_file() and not is_ignored(p.relative_to(folder).as_posix(), rules)}
+def tracked_files(folder: Path, *globs: str) -> set[str]:
+    """The files git tracks matching `globs` (`**/` = any folders, or none); outside a git
+    checkout (an unpacked `git archive`), the files there that match them."""
+    listed = subprocess.run(["git", "-C", folder, "ls-files", "-z", "--",
+                             *(f":(glob){g}" for g in globs)], capture_output=True, text=True)
+    if listed.returncode == 0:
+        return {p for p in listed.stdout.split("\0") if p and (folder / p).is_file()}
+    return {p.relative_to(folder).as_posix() for g in globs for p in folder.glob(g)
+            if p.is_file()}
 
 
 # --- the image's definition -----------------------------------------------------------------
@@ -171,16 +137,6 @@ def test_requirements_are_installed_before_the_code_is_copied():
 
 # --- the build context ----------------------------------------------------------------------
 
-def test_ignore_rules_follow_dockers_matching():
-    rules = read_ignore_rules(ROOT / ".dockerignore")
-    assert is_ignored("data/digit-recognizer/train.csv", rules)
-    assert is_ignored("kaggle.json", rules)                  # **/ matches no folder too
-    assert is_ignored("configs/.kaggle/kaggle.json", rules)
-    assert not is_ignored("job/cli.py", rules)
-    assert not is_ignored("configs/gpu.yaml", rules)
-    assert is_ignored("job/__pycache__/cli.cpython-311.pyc", rules)
-
-
 DECOYS = [
     "kaggle.json", ".kaggle/kaggle.json", ".kaggle/access_token", "configs/kaggle.json",
     "job/.kaggle/access_token", ".env", "job/.env", "configs/prod.env", "secrets.env",
@@ -189,33 +145,72 @@ DECOYS = [
     ".hypothesis/examples/x", "job/__pycache__/cli.cpython-311.pyc", "README.md", "Makefile",
 ]
 
+# Paths where a naive reading of the patterns could go wrong either way: credentials and
+# build leftovers deep inside the allowed folders; and job/ subpackages named like what is kept
+# out (data/ is excluded at the top only, kaggle.json and .kaggle anywhere, but not kaggle/).
+TRICKY_OUT = [
+    "job/kaggle.json", "job/train/kaggle.json", "job/kaggle/kaggle.json", "configs/kaggle.json",
+    "configs/.kaggle/kaggle.json", "job/data/.kaggle/access_token", "job/nets/credentials.json",
+    "job/__pycache__/x.cpython-311.pyc", "job/train/__pycache__/x.cpython-311.pyc",
+    "job/nets/stale.pyc", "data/train.csv", "data/digit-recognizer/test.csv",
+    "runs/latest/submission.csv", ".git/HEAD", "tests/conftest.py", "tests/helpers/x.py",
+]
+TRICKY_IN = [
+    "job/data/__init__.py", "job/data/x.py", "job/kaggle/__init__.py",
+    "job/kaggle/client.py", "job/config/__init__.py", "job/outputs/x.py",
+    "job/system/x.py", "configs/extra.yaml",
+]
 
-def test_build_context_holds_the_code_and_no_data_runs_or_credentials(tmp_path):
-    context = tmp_path / "context"
-    context.mkdir()
+
+@pytest.fixture
+def context(tmp_path):
+    """A build context folder: this checkout's requirements.txt, .dockerignore, job/, configs/
+    and docker/, without __pycache__."""
+    folder = tmp_path / "context"
+    folder.mkdir()
     for name in ("requirements.txt", ".dockerignore", "job", "configs", "docker"):
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, context / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source, folder / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy2(source, context / name)
-    for decoy in DECOYS:
-        (context / decoy).parent.mkdir(parents=True, exist_ok=True)
-        (context / decoy).write_text("decoy\n")
+            shutil.copy2(source, folder / name)
+    return folder
 
+
+def add_files(folder: Path, names: list[str]) -> None:
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("decoy\n")
+
+
+def test_tricky_paths_are_kept_out_or_let_in(context):
+    add_files(context, TRICKY_OUT + TRICKY_IN)
+    sent = build_context(context)
+    assert not sent & set(TRICKY_OUT)
+    assert set(TRICKY_IN) <= sent
+    assert "requirements.txt" in sent
+    assert {p.relative_to(context).as_posix() for p in context.glob("job/**/*.py")} <= sent
+    assert {p.relative_to(context).as_posix() for p in context.glob("configs/*.yaml")} <= sent
+
+
+def test_build_context_holds_the_code_and_no_data_runs_or_credentials(context):
+    add_files(context, DECOYS)
     sent = build_context(context)
     assert not sent & set(DECOYS)
     assert {p.split("/")[0] for p in sent} == {"requirements.txt", "job", "configs"}
-    assert "job/cli.py" in sent and "configs/gpu.yaml" in sent and "configs/default.yaml" in sent
+    assert {p.relative_to(context).as_posix() for p in context.glob("job/**/*.py")} <= sent
+    assert "configs/gpu.yaml" in sent and "configs/default.yaml" in sent
     for sources, _ in copy_pairs():               # every COPY finds its source
         for source in sources:
             assert any(p == source or p.startswith(source) for p in sent), source
 
 
 def test_real_checkout_sends_only_the_code():
-    rules = read_ignore_rules(ROOT / ".dockerignore")
-    sent = {p.name for p in ROOT.iterdir() if not is_ignored(p.name, rules)}
-    assert sent == {"requirements.txt", "job", "configs"}
+    sent = build_context(ROOT)
+    assert {p.split("/")[0] for p in sent} == {"requirements.txt", "job", "configs"}
+    code = tracked_files(ROOT, "requirements.txt", "job/**/*.py", "configs/*.yaml")
+    assert any(p.startswith("job/") for p in code) and any(p.startswith("configs/") for p in code)
+    assert code <= sent
 
 
 # --- the image's entrypoint and command, run in a clean virtual environment -----------------

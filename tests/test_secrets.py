@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from job.data.sample import ensure_sample
+from helpers.docker_context import build_context
 from helpers.kaggle_standin import KaggleStandin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -137,25 +138,6 @@ needs_dockerignore = pytest.mark.skipif(not DOCKERIGNORE.is_file(),
                                                "build context to check")
 
 
-def sendable(folder: Path) -> list[str]:
-    """The files `docker build` would send from `folder`, by Docker's .dockerignore rules.
-
-    Folders the rules leave out, and that no `!` rule reaches into, are not walked.
-    """
-    from test_docker import is_ignored, read_ignore_rules
-    rules = read_ignore_rules(folder / ".dockerignore")
-    reopened = [line.strip()[1:].strip("/") for line in
-                (folder / ".dockerignore").read_text().splitlines() if line.strip()[:1] == "!"]
-    sent = []
-    for top, dirs, files in os.walk(folder):
-        rel = Path(top).relative_to(folder).as_posix()
-        prefix = "" if rel == "." else rel + "/"
-        dirs[:] = [d for d in dirs if not is_ignored(prefix + d, rules)
-                   or any(r.startswith(prefix + d + "/") for r in reopened)]
-        sent += [prefix + f for f in files if not is_ignored(prefix + f, rules)]
-    return sorted(sent)
-
-
 @needs_dockerignore
 def test_credentials_put_anywhere_in_the_checkout_stay_out_of_the_build_context(session,
                                                                                 tmp_path):
@@ -171,7 +153,7 @@ def test_credentials_put_anywhere_in_the_checkout_stay_out_of_the_build_context(
         (context / decoy).write_bytes(credential if decoy.endswith(".json")
                                       else f"KAGGLE_KEY={KEY}\nKAGGLE_API_TOKEN={TOKEN}\n".encode())
 
-    sent = sendable(context)
+    sent = sorted(build_context(context))
     assert "job/cli.py" in sent and "configs/smoke.yaml" in sent
     assert [p for p in sent if CREDENTIAL_NAME.search(p)] == []
     found = {p: leaks((context / p).read_bytes()) for p in sent}
@@ -180,7 +162,7 @@ def test_credentials_put_anywhere_in_the_checkout_stay_out_of_the_build_context(
 
 @needs_dockerignore
 def test_the_real_build_context_holds_no_credential():
-    sent = sendable(REPO)
+    sent = sorted(build_context(REPO))
     assert "job/cli.py" in sent
     assert [p for p in sent if CREDENTIAL_NAME.search(p)] == []
     kaggle_json = re.compile(rb'"key"\s*:\s*"[0-9a-f]{32}"')     # what a real kaggle.json holds
