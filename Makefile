@@ -8,7 +8,8 @@ RUNS ?= runs
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train download submit test test-all bench tensorboard runs lint
+.PHONY: help venv train download submit test test-all bench tensorboard runs lint doctor \
+	gpu-acceptance
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +46,12 @@ tensorboard: $(STAMP) ## show training curves of every run: tensorboard --logdir
 runs: $(STAMP) ## list runs with their data source, best model and val accuracy
 	$(PY) -m job runs --runs-dir $(RUNS)
 
+doctor: $(STAMP) ## check this machine can run CONFIG: driver, GPUs, CUDA libraries, timed steps
+	$(PY) -m job doctor --config $(CONFIG)
+
+gpu-acceptance: ## on a GPU machine: image, doctor, 2 epochs per model, one table; ARGS=--no-docker
+	scripts/gpu_acceptance.sh $(ARGS)
+
 # --- the GPU image (docker/Dockerfile) -------------------------------------------------------
 # DOCKER="sudo docker" where the user is not in the docker group (scripts/cloud_vm.sh does).
 DOCKER ?= docker
@@ -60,7 +67,7 @@ KAGGLE_DIR ?= $(or $(KAGGLE_CONFIG_DIR),$(HOME)/.kaggle)
 DOCKER_RUN = $(DOCKER) run --rm --user "$$(id -u):$$(id -g)" -v "$(abspath $(RUNS)):/app/runs" \
 	$(if $(wildcard $(KAGGLE_DIR)),-v "$(abspath $(KAGGLE_DIR)):/home/app/.kaggle:ro") \
 	-e KAGGLE_USERNAME -e KAGGLE_KEY -e KAGGLE_API_TOKEN
-.PHONY: docker-build docker-train docker-submit
+.PHONY: docker-build docker-train docker-submit docker-doctor
 
 docker-build: ## build the GPU image digit-job:<tensorflow pin> and :latest
 	$(DOCKER) build -f docker/Dockerfile --build-arg TF_VERSION=$(TF_VERSION) -t $(IMAGE):$(TF_VERSION) -t $(IMAGE):latest .
@@ -69,6 +76,10 @@ docker-train: ## train CONFIG (default configs/gpu.yaml) in the image on all GPU
 	@mkdir -p "$(DATA)" "$(RUNS)"
 	$(DOCKER_RUN) --gpus all -v "$(abspath $(DATA)):/app/data" -v "$(CURDIR)/configs:/app/configs:ro" \
 		$(IMAGE):$(TF_VERSION) train --config $(DOCKER_TRAIN_CONFIG)
+
+docker-doctor: ## run the doctor in the image on all GPUs, for CONFIG (default configs/gpu.yaml)
+	$(DOCKER) run --rm --gpus all -v "$(CURDIR)/configs:/app/configs:ro" \
+		$(IMAGE):$(TF_VERSION) doctor --config $(DOCKER_TRAIN_CONFIG)
 
 docker-submit: ## submit RUN (default runs/latest) from the image, no Python needed; ARGS as for submit
 	$(DOCKER_RUN) $(IMAGE):$(TF_VERSION) submit --runs-dir runs $(if $(RUN),--run $(RUN)) $(ARGS)

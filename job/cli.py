@@ -15,6 +15,7 @@ from pathlib import Path
 from job.errors import ConfigError, JobError, RunError
 from job.system.interrupt import Interrupted
 
+EXIT_PROBLEMS = 1     # doctor: the machine cannot run the config; its lines say why
 EXIT_JOB_ERROR = 2
 # EX_TEMPFAIL: "try again later" — what a scheduler should read from a preempted run.
 EXIT_INTERRUPTED = 75
@@ -57,6 +58,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     report.add_argument("run", type=Path, metavar="RUN", help="run folder, e.g. runs/latest")
     report.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
+    doctor = commands.add_parser("doctor", help="check that this machine can run a config: "
+                                 "driver, GPUs, CUDA libraries, timed steps")
+    doctor.add_argument("--config", type=Path,
+                        help="YAML config whose runtime needs are checked (default: built-in)")
+    doctor.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config key")
+    doctor.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
     runs = commands.add_parser("runs", help="list runs: id, status, data, best model")
     runs.add_argument("--runs-dir", type=Path, default=Path("runs"))
     runs.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -69,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return run_train(args)
         return {"download": run_download, "submit": run_submit, "runs": run_runs,
-                "report": run_report}[args.command](args)
+                "report": run_report, "doctor": run_doctor}[args.command](args)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -192,4 +201,21 @@ def run_runs(args: argparse.Namespace) -> int:
     for row in rows:
         if "problem" in row:
             print(f"damaged: {row['problem']}")
+    return 0
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    from job.config import Config, load_config
+    from job.doctor import examine
+
+    if args.config is None and args.overrides:
+        raise ConfigError("doctor --set needs --config FILE")
+    config = load_config(args.config, args.overrides) if args.config else Config()
+    quiet_start(args)
+    found = examine.problems(examine.examine(config, print_line))
+    if found:
+        print(f"doctor: {len(found)} problem(s) for {args.config or 'the built-in config'}",
+              file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"doctor: this machine can run {args.config or 'the built-in config'}")
     return 0

@@ -24,7 +24,7 @@ RANKS = {
     "system": 2,
     "data": 3, "nets": 3,
     "train": 4, "outputs": 4, "kaggle": 4,
-    "pipeline": 5,
+    "pipeline": 5, "doctor": 5,
     "cli": 6,
     "__main__": 7,
 }

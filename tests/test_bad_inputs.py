@@ -230,8 +230,9 @@ CONFIG_CASES = [
          "and ensemble.bag_copies (2 or more), or neither",
          args=("--set", "ensemble.bag_copies=3"), slow=True),
     Case("config: Keras across workers", "error: --set runtime.distribute: ffn-keras, cnn-keras "
-         "cannot train under MultiWorkerMirroredStrategy (Keras 3's fit fails across workers, "
-         "tensorflow/tensorflow#72388): train only the -tf models across machines, or unset "
+         "cannot train under MultiWorkerMirroredStrategy (Keras 3's fit fails across workers: "
+         "keras-team/keras#20585, tensorflow/tensorflow#72388): train only the -tf models "
+         "across machines, or unset "
          "TF_CONFIG (runtime.distribute: mirrored uses every GPU of one machine in both styles)",
          args=("--set", "runtime.distribute=multi_worker")),
     Case("config: bad message template", "error: --set kaggle.message: invalid template "

@@ -69,7 +69,14 @@ def test_cloud_vm_dry_run_prints_every_step_and_runs_none(host, tmp_path):
     assert any(s.startswith("gcloud compute scp") and s.endswith("digit-test:.kaggle/kaggle.json")
                for s in steps)
     assert any("chmod 600 .kaggle/" in s for s in steps)
-    assert any("make docker-build docker-train CONFIG=configs/gpu.yaml" in s for s in steps)
+    remote = [s.split("--command ", 1)[1] for s in steps if "--command " in s]
+    assert all(" --quiet " in s for s in steps if s.startswith("gcloud compute ssh"))  # no prompt
+    assert any("command -v make" in s and "apt-get install -y -qq make" in s for s in remote)
+    assert any("nvidia-ctk runtime configure --runtime=docker" in s for s in remote)
+    order = [next(i for i, s in enumerate(remote) if what in s)
+             for what in ("make docker-build", "make docker-doctor CONFIG=configs/gpu.yaml",
+                          "make docker-train CONFIG=configs/gpu.yaml")]
+    assert order == sorted(order)   # the doctor runs in the new image before any training
     assert any("make docker-submit" in s for s in steps)
     assert any(s.startswith("gcloud compute scp") and "digit-test:runs.tar.gz" in s for s in steps)
     assert steps[-1] == "gcloud compute instances delete digit-test --zone us-central1-a --quiet"
@@ -84,6 +91,8 @@ args = sys.argv[1:]
 fail_on = os.environ.get("FAIL_ON")
 if fail_on and "--command" in args and fail_on in args[args.index("--command") + 1]:
     sys.exit(1)
+if args[:2] == ["compute", "scp"] and args[-2].endswith("/doctor.txt"):
+    pathlib.Path(args[-1]).write_text("PROBLEM  GPU: none visible to TensorFlow\\n")
 if args[:2] == ["compute", "scp"] and args[-2].endswith(":runs.tar.gz"):
     with tarfile.open(args[-1], "w:gz") as tar:      # the VM's runs/, as tar -C repo runs makes it
         data = b"ImageId,Label\\n"
@@ -111,6 +120,8 @@ def run_cloud_vm(host, tmp_path, *args: str, fail_on: str = ""):
     (repo / "scripts").mkdir(parents=True)
     shutil.copy2(ROOT / "scripts" / "cloud_vm.sh", repo / "scripts")
     shutil.copytree(ROOT / "configs", repo / "configs")
+    (repo / "docker").mkdir()
+    shutil.copy2(ROOT / "docker" / "cuda-constraints.txt", repo / "docker")
     log = tmp_path / "gcloud.log"
     result = subprocess.run(
         [repo / "scripts" / "cloud_vm.sh", "--name", "digit-test", *args],
@@ -145,3 +156,30 @@ def test_cloud_vm_keeps_the_vm_when_asked(host, tmp_path):
     assert result.returncode != 0
     assert not any("instances delete" in c for c in calls)
     assert "gcloud compute instances delete digit-test" in result.stderr   # how to, later
+
+
+def test_cloud_vm_stops_before_training_when_the_doctor_fails(host, tmp_path):
+    result, calls, repo = run_cloud_vm(host, tmp_path, fail_on="docker-doctor")
+    assert result.returncode == 2
+    assert not any("docker-train" in c for c in calls)              # nothing was trained
+    report = repo / "doctor-digit-test.txt"
+    assert report.read_text() == "PROBLEM  GPU: none visible to TensorFlow\n"
+    assert result.stderr.strip().splitlines()[-1] == (
+        "cloud_vm.sh: the doctor found problems on digit-test (doctor-digit-test.txt); nothing "
+        "was trained")
+    assert calls[-1] == "compute instances delete digit-test --zone us-central1-a --quiet"
+
+
+def test_cloud_vm_dry_run_needs_no_credentials_but_says_the_run_will(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    result = subprocess.run([ROOT / "scripts" / "cloud_vm.sh", "--dry-run", "--name", "x"],
+                            env=clean_env(HOME=str(home)), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert ("cloud_vm.sh: WARNING: no Kaggle credentials found (~/.kaggle/kaggle.json, "
+            "KAGGLE_USERNAME/KAGGLE_KEY or KAGGLE_API_TOKEN): the real run needs them"
+            in result.stderr)
+    real = subprocess.run([ROOT / "scripts" / "cloud_vm.sh", "--name", "x"],
+                          env=clean_env(HOME=str(home), PATH=f"{tmp_path}:/usr/bin:/bin"),
+                          capture_output=True, text=True)
+    assert real.returncode == 2   # without --dry-run: refused before any VM exists

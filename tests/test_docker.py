@@ -127,12 +127,14 @@ def test_no_credential_is_put_into_the_image():
 
 def test_requirements_are_installed_before_the_code_is_copied():
     order = [(kw, args) for kw, args in read_instructions() if kw in ("COPY", "RUN")]
-    assert order[0] == ("COPY", "requirements.txt .")
+    assert order[0] == ("COPY", "requirements.txt docker/cuda-constraints.txt ./")
     install = next(i for i, (kw, args) in enumerate(order) if "-r requirements.txt" in args)
+    assert "-c cuda-constraints.txt" in order[install][1]   # the CUDA wheels, pinned
     code = next(i for i, (kw, args) in enumerate(order) if kw == "COPY" and "job/" in args)
     assert install < code
     assert "--no-cache-dir" in order[install][1]
-    assert {s for srcs, _ in copy_pairs() for s in srcs} == {"requirements.txt", "job/", "configs/"}
+    assert {s for srcs, _ in copy_pairs() for s in srcs} == {
+        "requirements.txt", "docker/cuda-constraints.txt", "job/", "configs/"}
 
 
 # --- the build context ----------------------------------------------------------------------
@@ -197,7 +199,8 @@ def test_build_context_holds_the_code_and_no_data_runs_or_credentials(context):
     add_files(context, DECOYS)
     sent = build_context(context)
     assert not sent & set(DECOYS)
-    assert {p.split("/")[0] for p in sent} == {"requirements.txt", "job", "configs"}
+    assert {p.split("/")[0] for p in sent} == {"requirements.txt", "docker", "job", "configs"}
+    assert {p for p in sent if p.startswith("docker/")} == {"docker/cuda-constraints.txt"}
     assert {p.relative_to(context).as_posix() for p in context.glob("job/**/*.py")} <= sent
     assert "configs/gpu.yaml" in sent and "configs/default.yaml" in sent
     for sources, _ in copy_pairs():               # every COPY finds its source
@@ -207,7 +210,8 @@ def test_build_context_holds_the_code_and_no_data_runs_or_credentials(context):
 
 def test_real_checkout_sends_only_the_code():
     sent = build_context(ROOT)
-    assert {p.split("/")[0] for p in sent} == {"requirements.txt", "job", "configs"}
+    assert {p.split("/")[0] for p in sent} == {"requirements.txt", "docker", "job", "configs"}
+    assert {p for p in sent if p.startswith("docker/")} == {"docker/cuda-constraints.txt"}
     code = tracked_files(ROOT, "requirements.txt", "job/**/*.py", "configs/*.yaml")
     assert any(p.startswith("job/") for p in code) and any(p.startswith("configs/") for p in code)
     assert code <= sent
@@ -301,3 +305,12 @@ def test_smoke_run_writes_into_the_mounted_runs_and_data_only(container):
     assert result.stdout.strip().splitlines()[-1].startswith("runs/")
     assert (container.path("/app/data") / "sample" / "train.csv").is_file()
     assert code_files(container) == before   # no __pycache__, nothing written beside the code
+
+
+def test_the_doctor_runs_in_the_image_and_reports_no_gpu(container):
+    result = container.run("doctor", "--config", "configs/smoke.yaml",
+                           "--set", "train.batch_size=32")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "note     NVIDIA driver: not found (no libnvidia-ml.so.1 on this machine)" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == (
+        "doctor: this machine can run configs/smoke.yaml")

@@ -24,7 +24,8 @@ def make_dry(*args: str, **env: str) -> str:
 def test_help_lists_the_docker_and_lint_targets():
     out = subprocess.run(["make", "--no-print-directory", "help"], cwd=ROOT, env=clean_env(),
                          capture_output=True, text=True, check=True).stdout
-    for target in ("docker-build", "docker-train", "docker-submit", "lint"):
+    for target in ("docker-build", "docker-train", "docker-submit", "docker-doctor", "doctor",
+                   "gpu-acceptance", "lint"):
         assert re.search(rf"^  make {target} +\S", out, re.M), target
 
 
@@ -65,3 +66,17 @@ def test_docker_submit_mounts_runs_and_passes_the_run():
     out = make_dry("docker-submit", "RUN=runs/20260101T000000Z-gpu", "ARGS=--wait")
     assert f'-v "{ROOT}/runs:/app/runs"' in out and "--gpus" not in out
     assert "submit --runs-dir runs --run runs/20260101T000000Z-gpu --wait" in out
+
+
+def test_docker_doctor_checks_the_gpu_config_in_the_image_with_no_credentials(tmp_path):
+    out = make_dry("docker-doctor", KAGGLE_CONFIG_DIR=str(tmp_path), KAGGLE_KEY=SECRET)
+    command = " ".join(out.replace("\\\n", " ").split())
+    assert "docker run --rm --gpus all " in command
+    assert command.endswith(f"digit-job:{tensorflow_pin()} doctor --config configs/gpu.yaml")
+    assert "KAGGLE" not in command and ".kaggle" not in command   # the doctor needs none
+    assert "doctor --config configs/smoke.yaml" in make_dry("docker-doctor",
+                                                            "CONFIG=configs/smoke.yaml")
+
+
+def test_doctor_checks_the_config_this_machine_would_train():
+    assert make_dry("doctor").strip().endswith("-m job doctor --config configs/default.yaml")

@@ -63,13 +63,17 @@ def check_multi_worker(models: tuple[str, ...], where: str) -> None:
 
 
 def keras_across_workers(models: tuple[str, ...]) -> str | None:
-    """Why these models cannot train across workers, or None. Keras 3's fit reduces every
-    step's scalar outputs along axis 0 (tensorflow/tensorflow#72388)."""
+    """Why these models cannot train across workers, or None. Keras 3.15's trainer reduces
+    every step's outputs per replica with "auto", along axis 0, which fails across workers
+    (keras-team/keras#20585, still open; tensorflow/tensorflow#72388), and
+    `distribute_reduction_method` does not change that path. The plain-TF loop reduces
+    its own sums and scales across workers today."""
     keras_models = [m for m in models if m.endswith("-keras")]
     if not keras_models:
         return None
     return (f"{', '.join(keras_models)} cannot train under MultiWorkerMirroredStrategy "
-            "(Keras 3's fit fails across workers, tensorflow/tensorflow#72388): train only the "
+            "(Keras 3's fit fails across workers: keras-team/keras#20585, "
+            "tensorflow/tensorflow#72388): train only the "
             "-tf models across machines, or unset TF_CONFIG (runtime.distribute: mirrored uses "
             "every GPU of one machine in both styles)")
 

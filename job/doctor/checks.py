@@ -1,0 +1,169 @@
+"""The doctor's checks, in order. Each takes what it judges as arguments (versions, the
+driver, the libraries that loaded), so a test can hand it a failure this machine lacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from job.config import Config
+from job.doctor import libraries, nvidia
+from job.doctor.findings import NOTE, OK, PROBLEM, Finding, needed
+from job.doctor.timing import EPOCH_IMAGES, Timing
+from job.system.runtime import COMPUTE_DTYPES
+
+NO_GPU_FIX = ("on a GPU machine install the NVIDIA driver (nvidia-smi must list the GPU) and "
+              "run the image with --gpus all; to train on the CPU use a config with "
+              "runtime.require_gpu: false")
+CONSTRAINTS = "docker/cuda-constraints.txt"
+
+
+def check_versions(versions: dict, build: dict, require_gpu: bool) -> Finding:
+    """Python, TensorFlow, Keras, and the CUDA and cuDNN this TensorFlow was built for."""
+    text = (f"Python {versions['python']}, TensorFlow {versions['tensorflow']}, "
+            f"Keras {versions['keras']}")
+    if not build.get("is_cuda_build"):
+        return needed(require_gpu, "versions", text + "; this TensorFlow has no CUDA support",
+                      "pip install 'tensorflow[and-cuda]' (the image does)")
+    return Finding(OK, "versions", f"{text}; TensorFlow built for CUDA "
+                                   f"{build.get('cuda_version')}, cuDNN {build.get('cudnn_version')}")
+
+
+def check_driver(driver: nvidia.Driver | None, why: str, require_gpu: bool) -> Finding:
+    if driver is None:
+        return needed(require_gpu, "NVIDIA driver", why, NO_GPU_FIX if require_gpu else "")
+    count = f"{len(driver.gpus)} GPU{'s' if len(driver.gpus) != 1 else ''}"
+    return Finding(OK, "NVIDIA driver", f"{driver.version}, runs CUDA up to "
+                                        f"{driver.cuda[0]}.{driver.cuda[1]}; {count}")
+
+
+def check_cuda_runtime(driver: nvidia.Driver | None, runtime: str | None,
+                       require_gpu: bool) -> Finding:
+    """The installed CUDA runtime (the nvidia-cuda-runtime-cu12 wheel) against the driver."""
+    if driver is None:
+        return Finding(OK, "CUDA runtime", f"{runtime or 'none installed'}; no driver to run it")
+    if runtime is None:
+        return needed(require_gpu, "CUDA runtime", f"no {libraries.RUNTIME_WHEEL} installed",
+                      f"pip install 'tensorflow[and-cuda]' -c {CONSTRAINTS}")
+    wanted = nvidia.parse_version(runtime)
+    if nvidia.supports(driver.cuda, wanted):
+        return Finding(OK, "CUDA runtime", f"{runtime}, which driver {driver.version} supports")
+    minimum = nvidia.MIN_DRIVER.get(wanted, "a newer one")
+    return needed(require_gpu, "CUDA runtime",
+                  f"{runtime} is newer than driver {driver.version} supports (CUDA up to "
+                  f"{driver.cuda[0]}.{driver.cuda[1]})",
+                  f"update the driver to {minimum} or newer, or install the CUDA wheels of "
+                  f"{CONSTRAINTS} chosen for this driver (docker/README.md: choosing a driver)")
+
+
+def check_gpus(driver: nvidia.Driver | None) -> list[Finding]:
+    """Each GPU's name, memory and compute capability; TensorFlow 2.21 needs 6.0 or more."""
+    findings = []
+    for i, gpu in enumerate(driver.gpus if driver else ()):
+        major, minor = gpu.capability
+        text = (f"{gpu.name}, {gpu.memory_bytes / 2**30:.1f} GiB, compute capability "
+                f"{major}.{minor}")
+        if gpu.capability < (6, 0):
+            findings.append(Finding(PROBLEM, f"GPU {i}", text + ", older than TensorFlow's 6.0",
+                                    "use a newer GPU (T4, L4, A100, ...)"))
+        else:
+            findings.append(Finding(OK, f"GPU {i}", text))
+    return findings
+
+
+def check_registered(tf_gpus: int, driver: nvidia.Driver | None, loaded: list,
+                     dirs: list[Path], require_gpu: bool) -> Finding:
+    """TensorFlow registered every GPU the driver sees; if not, which library failed."""
+    seen = len(driver.gpus) if driver else 0
+    if seen == 0 and tf_gpus == 0:
+        where = "NVIDIA driver: not found" if driver is None else "the NVIDIA driver lists none"
+        return needed(require_gpu, "GPU", f"none visible to TensorFlow; {where}",
+                      NO_GPU_FIX if require_gpu else "training runs on the CPU")
+    if tf_gpus >= seen:
+        return Finding(OK, "GPU", f"TensorFlow registered {tf_gpus} of {seen} GPU(s)")
+    failed = [lib for lib in loaded if lib.path is None]
+    text = f"TensorFlow registered {tf_gpus} of the {seen} GPU(s) the driver sees"
+    if not failed:
+        return Finding(PROBLEM, "GPU", text + "; every CUDA library loads",
+                       "rerun with --debug to see TensorFlow's own messages")
+    looked = ", ".join(str(d) for d in dirs) or "no wheel folders"
+    names = ", ".join(lib.name for lib in failed)
+    wheels = " ".join(sorted({libraries.LIBRARIES.get(lib.name, lib.name) for lib in failed}))
+    return Finding(PROBLEM, "GPU", f"{text}: {names} did not load (looked in {looked} and the "
+                                   "system library path)",
+                   f"pip install {wheels} -c {CONSTRAINTS}")
+
+
+def check_xla_files(has_gpu: bool, flagged: Path | None, nvcc: Path | None,
+                    wanted: bool) -> Finding:
+    """XLA on a GPU compiles with ptxas and links libdevice, from the nvcc wheel."""
+    if not has_gpu:
+        return Finding(OK, "XLA's CUDA files", "not needed without a GPU")
+    folder = flagged or nvcc
+    if folder is None:
+        return needed(wanted, "XLA's CUDA files", "no nvidia-cuda-nvcc-cu12 wheel and no "
+                      "XLA_FLAGS=--xla_gpu_cuda_data_dir", f"pip install nvidia-cuda-nvcc-cu12 "
+                      f"-c {CONSTRAINTS}")
+    missing = libraries.missing_xla_files(folder)
+    if missing:
+        return needed(wanted, "XLA's CUDA files", f"{folder} lacks {', '.join(missing)}",
+                      f"export XLA_FLAGS=--xla_gpu_cuda_data_dir=<the nvcc wheel's "
+                      f"nvidia/cuda_nvcc folder>{f' (found {nvcc})' if nvcc else ''}")
+    if flagged is None:
+        return Finding(NOTE, "XLA's CUDA files", f"ptxas and libdevice in {folder}, but "
+                       "XLA_FLAGS does not name it", f"export XLA_FLAGS="
+                       f"--xla_gpu_cuda_data_dir={folder} (the image sets it)")
+    return Finding(OK, "XLA's CUDA files", f"ptxas and libdevice in {folder}")
+
+
+def check_step(timing: Timing, has_gpu: bool, wanted: bool, batch: int) -> Finding:
+    """One timed training step: it ran, and on the GPU when there is one."""
+    check = f"{timing.variant} step"
+    if timing.error:
+        return needed(wanted, check, f"failed: {timing.error}",
+                      "rerun with --debug; the config needs it" if wanted else
+                      "the config does not use it")
+    text = (f"{timing.seconds * 1000:.1f} ms per batch of {batch} on {timing.device}, "
+            f"{timing.images_per_s:,.0f} images/s")
+    if has_gpu and "GPU" not in timing.device:
+        return Finding(PROBLEM, check, text + ", not on the GPU",
+                       "rerun with --debug to see why TensorFlow placed it on the CPU")
+    return Finding(OK, check, text + ("" if has_gpu else " (no GPU)"))
+
+
+def check_bound(pipeline_images_per_s: float, step: Timing) -> Finding:
+    """Which of the host's input pipeline and the device's step sets an epoch's pace."""
+    if step.error or not step.images_per_s:
+        return Finding(NOTE, "epoch bound", f"input pipeline {pipeline_images_per_s:,.0f} "
+                       "images/s; the configured step did not run")
+    slower = min(pipeline_images_per_s, step.images_per_s)
+    epoch = f"~{EPOCH_IMAGES / slower:.1f} s per {EPOCH_IMAGES:,}-image epoch"
+    text = (f"input pipeline {pipeline_images_per_s:,.0f} images/s, {step.variant} step "
+            f"{step.images_per_s:,.0f} images/s")
+    if pipeline_images_per_s < step.images_per_s:
+        return Finding(NOTE, "epoch bound", f"{text}: the input pipeline bounds an epoch ({epoch})",
+                       "more CPU cores feed the GPU faster (augmentation runs on the host)")
+    return Finding(OK, "epoch bound", f"{text}: the step bounds an epoch ({epoch})")
+
+
+def step_variants(config: Config) -> list[tuple[str, bool, str, bool]]:
+    """(name, jit, compute dtype, needed by the config) of each timed step; the config's
+    own combination last, when it is none of the three."""
+    rt = config.runtime
+    dtype = COMPUTE_DTYPES[rt.mixed_precision]
+    variants = [("float32", False, "float32", True),
+                ("XLA", True, "float32", rt.jit_compile),
+                ("mixed_float16", False, "float16", rt.mixed_precision == "mixed_float16")]
+    configured = (rt.jit_compile, dtype)
+    if configured not in {(jit, dt) for _, jit, dt, _ in variants}:
+        name = f"{rt.mixed_precision}{' + XLA' if rt.jit_compile else ''}"
+        variants.append((name, rt.jit_compile, dtype, True))
+    return variants
+
+
+def configured_variant(config: Config, timings: list[Timing]) -> Timing:
+    """The timing of the step the config trains with."""
+    rt = config.runtime
+    for (name, jit, dt, _), timing in zip(step_variants(config), timings):
+        if (jit, dt) == (rt.jit_compile, COMPUTE_DTYPES[rt.mixed_precision]):
+            return timing
+    raise AssertionError("step_variants always holds the configured step")

@@ -1,0 +1,176 @@
+"""`python -m job doctor`: every line's wording on this GPU-less machine, and the lines a
+GPU machine would print for failures this one cannot have (a missing library, an old driver)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from job.doctor import checks, libraries
+from job.doctor.nvidia import Driver, Gpu
+from job.doctor.timing import Timing
+
+REPO = Path(__file__).resolve().parent.parent
+# The smoke config's tiny CNN keeps the timed steps to seconds on a CPU.
+TINY = ["--set", "train.batch_size=32"]
+
+
+def doctor(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, "-m", "job", "doctor", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def build_info() -> tuple[str, str]:
+    import tensorflow as tf
+    info = tf.sysconfig.get_build_info()
+    return info["cuda_version"], info["cudnn_version"]
+
+
+STEP = r"{status} +{name} step: \d+\.\d ms per batch of 32 on CPU:0, [\d,]+ images/s \(no GPU\)"
+
+
+def test_on_a_machine_without_a_gpu_every_check_says_so_and_passes():
+    result = doctor("--config", "configs/smoke.yaml", *TINY)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    cuda, cudnn = build_info()
+    assert lines[:5] == [
+        f"ok       versions: Python {platform.python_version()}, TensorFlow "
+        f"{importlib.metadata.version('tensorflow')}, Keras {importlib.metadata.version('keras')}; "
+        f"TensorFlow built for CUDA {cuda}, cuDNN {cudnn}",
+        "note     NVIDIA driver: not found (no libnvidia-ml.so.1 on this machine)",
+        "ok       CUDA runtime: none installed; no driver to run it",
+        "note     GPU: none visible to TensorFlow; NVIDIA driver: not found -> training runs on "
+        "the CPU",
+        "ok       XLA's CUDA files: not needed without a GPU"]
+    for line, name in zip(lines[5:8], ("float32", "XLA", "mixed_float16")):
+        assert re.fullmatch(STEP.format(status="ok", name=name), line), line
+    assert re.fullmatch(r"ok +epoch bound: input pipeline [\d,]+ images/s, float32 step [\d,]+ "
+                        r"images/s: the step bounds an epoch \(~[\d.]+ s per 37,800-image "
+                        r"epoch\)", lines[8]), lines[8]
+    assert lines[9:] == ["doctor: this machine can run configs/smoke.yaml"]
+
+
+def test_a_config_that_requires_a_gpu_fails_here_with_one_line_per_problem():
+    result = doctor("--config", "configs/gpu.yaml", *TINY, "--set", "arch.cnn.filters=[4]",
+                    "--set", "arch.cnn.dense=[8]")
+    assert result.returncode == 1, result.stdout + result.stderr
+    problems = [ln for ln in result.stdout.splitlines() if ln.startswith("PROBLEM")]
+    assert problems == [
+        f"PROBLEM  NVIDIA driver: not found (no libnvidia-ml.so.1 on this machine) -> "
+        f"{checks.NO_GPU_FIX}",
+        f"PROBLEM  GPU: none visible to TensorFlow; NVIDIA driver: not found -> "
+        f"{checks.NO_GPU_FIX}"]
+    # gpu.yaml trains with mixed_float16 and XLA together: that step is timed too.
+    assert re.search(STEP.format(status="ok", name=r"mixed_float16 \+ XLA"), result.stdout)
+    assert result.stderr.strip().splitlines()[-1] == "doctor: 2 problem(s) for configs/gpu.yaml"
+
+
+def test_a_bad_config_is_one_error_line():
+    result = doctor("--config", "configs/smoke.yaml", "--set", "train.batch_size=0")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == ("error: --set train.batch_size: expected an integer >= 1, "
+                             "got 0\n")
+
+
+T4 = Gpu("Tesla T4", 15 * 2**30 + 360 * 2**20, (7, 5))
+
+
+def test_each_gpu_is_listed_with_memory_and_compute_capability():
+    driver = Driver("570.133.20", (12, 8), (T4, Gpu("Tesla K80", 12 * 2**30, (3, 7))))
+    assert [f.line() for f in checks.check_gpus(driver)] == [
+        "ok       GPU 0: Tesla T4, 15.4 GiB, compute capability 7.5",
+        "PROBLEM  GPU 1: Tesla K80, 12.0 GiB, compute capability 3.7, older than TensorFlow's "
+        "6.0 -> use a newer GPU (T4, L4, A100, ...)"]
+    assert checks.check_driver(driver, "", True).line() == (
+        "ok       NVIDIA driver: 570.133.20, runs CUDA up to 12.8; 2 GPUs")
+
+
+def test_a_driver_older_than_the_cuda_runtime_says_which_driver_is_needed():
+    old = Driver("535.104.05", (12, 2), (T4,))
+    assert checks.check_cuda_runtime(old, "12.8.90", True).line() == (
+        "PROBLEM  CUDA runtime: 12.8.90 is newer than driver 535.104.05 supports (CUDA up to "
+        "12.2) -> update the driver to 570.26 or newer, or install the CUDA wheels of "
+        "docker/cuda-constraints.txt chosen for this driver (docker/README.md: choosing a "
+        "driver)")
+    assert checks.check_cuda_runtime(Driver("570.133.20", (12, 8), (T4,)), "12.8.90",
+                                     True).line() == (
+        "ok       CUDA runtime: 12.8.90, which driver 570.133.20 supports")
+
+
+def test_a_library_that_does_not_load_is_named_with_where_it_was_looked_for(tmp_path):
+    missing = tmp_path / "nvidia" / "cudnn" / "lib"       # an empty wheel folder
+    missing.mkdir(parents=True)
+    loaded = libraries.probe(["libcudnn.so.9"], dirs=[missing])
+    assert loaded[0].path is None
+    finding = checks.check_registered(0, Driver("570.133.20", (12, 8), (T4,)), loaded,
+                                      [missing], require_gpu=True)
+    assert finding.line() == (
+        f"PROBLEM  GPU: TensorFlow registered 0 of the 1 GPU(s) the driver sees: libcudnn.so.9 "
+        f"did not load (looked in {missing} and the system library path) -> pip install "
+        "nvidia-cudnn-cu12 -c docker/cuda-constraints.txt")
+
+
+def test_a_library_in_a_searched_folder_loads_from_there(tmp_path):
+    libc = next(Path(p) for p in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+                                  "/lib64", "/usr/lib64", "/lib/aarch64-linux-gnu")
+                if (Path(p) / "libc.so.6").exists())
+    [found] = libraries.probe(["libc.so.6"], dirs=[tmp_path, libc])
+    assert found.path == str(libc / "libc.so.6")
+
+
+def test_xla_needs_ptxas_and_libdevice_on_a_gpu(tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "ptxas").write_text("")
+    assert checks.check_xla_files(True, tmp_path, None, wanted=True).line() == (
+        f"PROBLEM  XLA's CUDA files: {tmp_path} lacks nvvm/libdevice/libdevice.10.bc -> export "
+        "XLA_FLAGS=--xla_gpu_cuda_data_dir=<the nvcc wheel's nvidia/cuda_nvcc folder>")
+    (tmp_path / "nvvm" / "libdevice").mkdir(parents=True)
+    (tmp_path / "nvvm" / "libdevice" / "libdevice.10.bc").write_text("")
+    assert checks.check_xla_files(True, None, tmp_path, wanted=True).status == "note"
+    assert checks.check_xla_files(True, tmp_path, tmp_path, wanted=True).line() == (
+        f"ok       XLA's CUDA files: ptxas and libdevice in {tmp_path}")
+    assert libraries.xla_data_dir({"XLA_FLAGS": f"--xla_gpu_cuda_data_dir={tmp_path}"}) == tmp_path
+
+
+def test_a_step_is_a_problem_only_where_the_config_needs_it_or_it_missed_the_gpu():
+    failed = Timing("XLA", "/GPU:0", 0.0, 0.0, "InternalError: libdevice not found")
+    assert checks.check_step(failed, True, wanted=False, batch=256).line() == (
+        "note     XLA step: failed: InternalError: libdevice not found -> the config does not "
+        "use it")
+    assert checks.check_step(failed, True, wanted=True, batch=256).status == "PROBLEM"
+    on_cpu = Timing("float32", "CPU:0", 0.05, 5120.0)
+    assert checks.check_step(on_cpu, True, wanted=True, batch=256).line() == (
+        "PROBLEM  float32 step: 50.0 ms per batch of 256 on CPU:0, 5,120 images/s, not on the "
+        "GPU -> rerun with --debug to see why TensorFlow placed it on the CPU")
+
+
+def test_the_slower_of_pipeline_and_step_bounds_the_epoch():
+    step = Timing("mixed_float16 + XLA", "GPU:0", 0.002, 128_000.0)
+    # 37,800 images at the pipeline's 50,000 images/s: 0.756 s an epoch.
+    assert checks.check_bound(50_000.0, step).line() == (
+        "note     epoch bound: input pipeline 50,000 images/s, mixed_float16 + XLA step 128,000 "
+        "images/s: the input pipeline bounds an epoch (~0.8 s per 37,800-image epoch) -> more "
+        "CPU cores feed the GPU faster (augmentation runs on the host)")
+
+
+@pytest.mark.parametrize("overrides, names", [
+    ([], ["float32", "XLA", "mixed_float16"]),
+    (["runtime.jit_compile=true", "runtime.mixed_precision=mixed_float16"],
+     ["float32", "XLA", "mixed_float16", "mixed_float16 + XLA"]),
+    (["runtime.mixed_precision=mixed_bfloat16"],
+     ["float32", "XLA", "mixed_float16", "mixed_bfloat16"]),
+])
+def test_the_configured_step_is_always_timed(overrides, names):
+    from job.config import load_config
+    config = load_config(REPO / "configs/smoke.yaml", overrides)
+    assert [v[0] for v in checks.step_variants(config)] == names
