@@ -127,14 +127,15 @@ def measure_pipeline(split, config, epochs: int) -> dict:
             "images_per_s": len(train_x) / per_epoch}
 
 
-def measure_models(split, config, epochs: int | None, rounds: int) -> list[dict]:
+def measure_models(split, config, epochs: int | None, rounds: int, runtime=None) -> list[dict]:
     """Each model for a fixed number of epochs (early stopping off), same data and spec,
     all models in turn, `rounds` times: seconds per epoch is the median over every round
-    of the epochs after each round's first (which traces and compiles)."""
+    of the epochs after each round's first (which traces and compiles). `runtime` (a
+    job.system.runtime.Runtime) sets device, precision and XLA; None is one plain device."""
+    from job import train
     from job.config import EarlyStoppingConfig
-    from job.train import keras_fit, tf_loop
     from job.train.scoring import score
-    from job.train.task import Task
+    from job.train.task import make_task
 
     def training(arch: str):
         n = epochs or EPOCHS[arch]
@@ -147,11 +148,9 @@ def measure_models(split, config, epochs: int | None, rounds: int) -> list[dict]
     with tempfile.TemporaryDirectory() as logs:
         for round_ in range(rounds):
             for name in config.models:
-                arch, style = name.split("-")
-                task = Task(name, arch, style, getattr(config.arch, arch), training(arch),
-                            config.data.seed, Path(logs) / f"{name}-{round_}")
-                fit = {"tf": tf_loop.fit, "keras": keras_fit.fit}[style]
-                trained = fit(task, split, lambda line: print(line, flush=True))
+                task = make_task(name, config.arch, training(name.split("-")[0]),
+                                 config.data.seed, Path(logs) / f"{name}-{round_}")
+                trained = train.fit(task, split, lambda line: print(line, flush=True), runtime)
                 later = [h["seconds"] for h in trained.history[1:]]
                 row = rows[name]
                 row["epoch_seconds"] += later

@@ -1,0 +1,160 @@
+"""The first GPU machine's acceptance run: every model of a config for two epochs on
+Kaggle-sized data, with XLA and mixed precision as configured and each turned off, in one
+table of seconds per epoch, images/s and Keras/TF ratios beside the README's on-paper
+estimates; the numbers also go to JSON. A measurement: it asserts nothing about speed.
+
+Run it through scripts/gpu_acceptance.sh (make gpu-acceptance), which builds the image and
+runs the doctor first; on its own: .venv/bin/python scripts/gpu_acceptance.py --out a.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # bench.py, beside this file
+from bench import REPO, make_kaggle_sized, measure_models, measure_pipeline, ratios  # noqa: E402
+
+# docs/performance.md's bounds for the default CNN's epoch (37,800 images), worked out from
+# its FLOPs and memory traffic, not measured: seconds per epoch, low and high.
+ON_PAPER = {"A100": (0.2, 0.4), "T4": (0.5, 1.0)}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=REPO / "configs/gpu.yaml")
+    parser.add_argument("--rows", type=int, nargs=2, default=(42_000, 28_000),
+                        metavar=("TRAIN", "TEST"), help="data size (default: the competition's)")
+    parser.add_argument("--epochs", type=int, default=2, help="per model and variant, >= 2")
+    parser.add_argument("--out", type=Path, default=Path("acceptance.json"))
+    parser.add_argument("--doctor-output", type=Path, help="the doctor's report, kept in the JSON")
+    parser.add_argument("--doctor-status", type=int, help="the doctor's exit code")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="config override, e.g. train.batch_size=512")
+    args = parser.parse_args()
+    if args.epochs < 2 or min(args.rows) < 100:
+        parser.error("--epochs must be at least 2 (the first traces and compiles), --rows at "
+                     "least 100 each")
+    return args
+
+
+def variants(rt) -> list[tuple[str, object]]:
+    """(label, runtime): as configured, then with XLA and mixed precision each turned off
+    and both off; a combination already listed is not timed twice."""
+    wanted = [("as configured", rt),
+              ("XLA off", replace(rt, jit_compile=False)),
+              ("mixed precision off", replace(rt, mixed_precision="float32")),
+              ("both off", replace(rt, jit_compile=False, mixed_precision="float32"))]
+    seen, unique = set(), []
+    for label, runtime in wanted:
+        key = (runtime.jit_compile, runtime.mixed_precision)
+        if key not in seen:
+            seen.add(key)
+            unique.append((label, runtime))
+    return unique
+
+
+def describe_gpus() -> list[str]:
+    """The GPUs' names as the driver reports them, or none."""
+    from job.doctor import nvidia
+    driver, _ = nvidia.read_driver()
+    return [gpu.name for gpu in driver.gpus] if driver else []
+
+
+def estimate_for(gpus: list[str]) -> tuple[str, tuple[float, float]] | None:
+    """The on-paper estimate for this machine's GPU, if there is one for its kind."""
+    for kind, bounds in ON_PAPER.items():
+        if any(kind in name for name in gpus):
+            return kind, bounds
+    return None
+
+
+def print_table(result: dict) -> None:
+    machine = result["machine"]
+    gpus = ", ".join(machine["gpus"]) or "none (CPU only: these are CPU numbers)"
+    print(f"\nGPU acceptance on {gpus}; {machine['cpus']} CPUs; TensorFlow "
+          f"{machine['tensorflow']}; {result['rows'][0]:,} training rows, config "
+          f"{result['config']}")
+    doctor = result.get("doctor")
+    if doctor:
+        verdict = "passed" if doctor["exit_code"] == 0 else f"FAILED (exit {doctor['exit_code']})"
+        print(f"doctor: {verdict}")
+    print(f"input pipeline alone: {result['pipeline']['images_per_s']:,.0f} images/s")
+    print(f"\n{'model':<10} {'variant':<20} {'precision':<15} {'XLA':<4} {'s/epoch':>8} "
+          f"{'images/s':>9}  on paper (default CNN, s/epoch)")
+    paper = "  ".join(f"{kind} {low:g}-{high:g}" for kind, (low, high) in ON_PAPER.items())
+    for row in result["models"]:
+        note = paper if row["model"].startswith("cnn") else ""
+        print(f"{row['model']:<10} {row['variant']:<20} {row['mixed_precision']:<15} "
+              f"{'on' if row['jit_compile'] else 'off':<4} {row['seconds_per_epoch']:>8.2f} "
+              f"{row['images_per_s']:>9.0f}  {note}")
+    for label, families in result["keras_over_tf"].items():
+        for arch, ratio in families.items():
+            print(f"Keras/TF seconds per epoch, {arch}, {label}: {ratio['median']:.3f}")
+    estimate = result.get("estimate")
+    if estimate:
+        print(f"on paper for a {estimate['gpu']}: {estimate['low']:g}-{estimate['high']:g} s "
+              "per default-CNN epoch")
+
+
+def main() -> None:
+    args = parse_args()
+    from job.cli import import_tensorflow_quietly
+    from job.config import load_config
+    from job.data import arrays as data
+    from job.system import runtime
+    from job.train.task import Split
+    import_tensorflow_quietly()
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")   # many models: TF's retracing notes are noise here
+    # Measured on whatever is there: a GPU-less machine still gets its (CPU) table.
+    config = load_config(args.config, [*args.overrides, "runtime.require_gpu=false"])
+    rt = runtime.setup(config.runtime)
+    gpus = describe_gpus()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "data"
+        print(f"generating {args.rows[0]:,} + {args.rows[1]:,} Kaggle-sized rows", flush=True)
+        make_kaggle_sized(folder, *args.rows)
+        arrays = data.load_arrays(folder)
+        split = Split(*data.split_validation(arrays.train_images, arrays.train_labels,
+                                             config.data.val_fraction, config.data.seed))
+        rows, by_variant = [], {}
+        for label, variant in variants(rt):
+            print(f"--- {label}: {variant.mixed_precision}, XLA "
+                  f"{'on' if variant.jit_compile else 'off'}", flush=True)
+            measured = measure_models(split, config, args.epochs, 1, variant)
+            for row in measured:
+                row.update(variant=label, mixed_precision=variant.mixed_precision,
+                           jit_compile=variant.jit_compile)
+            rows += measured
+            by_variant[label] = ratios(measured)
+        result = {"machine": {"gpus": gpus, "cpus": os.cpu_count(),
+                              "python": platform.python_version(),
+                              "tensorflow": tf.__version__, "devices": list(rt.devices)},
+                  "config": str(args.config), "overrides": args.overrides,
+                  "rows": [len(arrays.train_images), len(arrays.test_images)],
+                  "epochs": args.epochs, "batch_size": config.train.batch_size,
+                  "replicas": rt.replicas,
+                  "pipeline": measure_pipeline(split, config, 3),
+                  "models": rows, "keras_over_tf": by_variant,
+                  "on_paper": {k: list(v) for k, v in ON_PAPER.items()}}
+    estimate = estimate_for(gpus)
+    if estimate:
+        result["estimate"] = {"gpu": estimate[0], "low": estimate[1][0], "high": estimate[1][1]}
+    if args.doctor_status is not None:
+        lines = (args.doctor_output.read_text().splitlines()
+                 if args.doctor_output and args.doctor_output.is_file() else [])
+        result["doctor"] = {"exit_code": args.doctor_status, "lines": lines}
+    print_table(result)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

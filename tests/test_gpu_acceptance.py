@@ -1,0 +1,62 @@
+"""scripts/gpu_acceptance.sh on this GPU-less machine: it runs end to end, the doctor says
+there is no GPU, and the table and JSON hold CPU numbers for every model and variant."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers.project import clean_env
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras"]
+# configs/gpu.yaml trains with mixed_float16 and XLA: on, each off, both off.
+VARIANTS = [("as configured", "mixed_float16", True), ("XLA off", "mixed_float16", False),
+            ("mixed precision off", "float32", True), ("both off", "float32", False)]
+TINY = ["--rows", "300", "150", "--set", "arch.cnn.filters=[4]", "--set", "arch.cnn.dense=[8]",
+        "--set", "arch.ffn.hidden=[16]", "--set", "train.batch_size=64"]
+
+
+def acceptance(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([ROOT / "scripts" / "gpu_acceptance.sh", *args],
+                          env=clean_env(PYTHON=sys.executable, HOME=str(tmp_path),
+                                        PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin",
+                                        **env),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+
+
+def test_without_docker_it_says_no_gpu_and_still_prints_the_cpu_table(tmp_path):
+    result = acceptance(tmp_path, "--no-docker", "--out", "out/acceptance.json", *TINY)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "PROBLEM  GPU: none visible to TensorFlow; NVIDIA driver: not found" in out
+    assert "GPU acceptance on none (CPU only: these are CPU numbers)" in out
+    assert "doctor: FAILED (exit 1)" in out
+    table = [ln.split() for ln in out.splitlines() if ln.split()[:1] and ln.split()[0] in MODELS
+             and "s/epoch" not in ln and len(ln.split()) >= 6 and "epoch" not in ln.split()[1]]
+    assert [row[0] for row in table] == MODELS * len(VARIANTS)
+    for arch in ("ffn", "cnn"):
+        for label, _, _ in VARIANTS:
+            assert f"Keras/TF seconds per epoch, {arch}, {label}: " in out
+    assert "the doctor found problems" in result.stderr
+
+    figures = json.loads((tmp_path / "out" / "acceptance.json").read_text())
+    assert figures["machine"]["gpus"] == [] and figures["rows"] == [300, 150]
+    assert [(r["model"], r["variant"], r["mixed_precision"], r["jit_compile"])
+            for r in figures["models"]] == [(m, *v) for v in VARIANTS for m in MODELS]
+    assert all(r["seconds_per_epoch"] > 0 and r["epochs"] == 2 for r in figures["models"])
+    assert figures["doctor"]["exit_code"] == 1
+    assert any(ln.startswith("PROBLEM  GPU:") for ln in figures["doctor"]["lines"])
+    assert (tmp_path / "out" / "acceptance.doctor.txt").is_file()
+    assert figures["on_paper"] == {"A100": [0.2, 0.4], "T4": [0.5, 1.0]}
+
+
+def test_with_docker_missing_it_says_how_to_run_without(tmp_path):
+    # This machine may have a docker client without an engine: name one that is not there.
+    result = acceptance(tmp_path, "--out", "a.json", DOCKER="no-such-docker")
+    assert result.returncode == 2
+    assert result.stderr == ("gpu_acceptance.sh: docker not found: install Docker, or run with "
+                             "--no-docker in this machine's Python\n")
+    assert not (tmp_path / "a.json").exists()
