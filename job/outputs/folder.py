@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from job.config.values import printable as one_line
 from job.errors import RunError
 from job.system.files import write_atomic
 
@@ -171,11 +172,9 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def printable(value: Any, limit: int = 40) -> str:
-    """A found value for a one-line message, cut short."""
-    text = json.dumps(value) if not isinstance(value, str) else value
-    text = text.replace("\n", " ")
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+def printable(value: Any) -> str:
+    """A found value for a one-line message: JSON for what is not text, escaped, cut short."""
+    return one_line(value if isinstance(value, str) else json.dumps(value), limit=40)
 
 
 def newest_unfinished(runs_dir: Path) -> Path:
