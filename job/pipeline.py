@@ -270,7 +270,8 @@ def train_one(task: Task, split: Split, run: Run, log: Log,
     judge = judge or split   # a bag copy is judged on the outer split, not its own
     scores = scoring.score(trained.predict_logits(judge.val_x), judge.val_y)
     trained.save(run.path / "models")
-    progress.write_hparams(task.logdir, progress.hparams_of(trained, task.spec, task.train))
+    progress.write_hparams(task.logdir, progress.hparams_of(trained, task.spec, task.train),
+                           session=f"{run.id}/{task.name}")
     log(f"{task.name:<10} done: val accuracy {scores['val_accuracy']:.4f}, "
         f"{trained.epochs_run} epochs, {trained.seconds_per_epoch:.2f}s/epoch")
     row = {"name": trained.name, "arch": trained.arch, "style": trained.style,

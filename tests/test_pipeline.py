@@ -125,6 +125,14 @@ def test_tensorboard_tags_match_across_styles(smoke_run, model):
     accumulator = EventAccumulator(str(logdir), size_guidance={"tensors": 0})
     accumulator.Reload()
     assert "_hparams_/session_start_info" in accumulator.Tags()["tensors"]
+    # The session is named after the run and the model: TensorBoard merges equal names, so a
+    # bare model name would fold every run's cnn-keras into one HParams row.
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    data = plugin_data_pb2.HParamsPluginData.FromString(
+        accumulator.SummaryMetadata("_hparams_/session_start_info").plugin_data.content)
+    run_id = (root / "runs/latest").resolve().name
+    assert data.session_start_info.group_name == f"{run_id}/{model}"
+    assert data.session_start_info.hparams["model"].string_value == model
 
 
 def test_runs_lists_the_run(smoke_run):
