@@ -39,3 +39,12 @@ class SubmissionError(JobError):
 
 class DeviceError(JobError):
     """The machine cannot run the configured runtime (no GPU, a bad TF_CONFIG)."""
+
+
+class Pruned(Exception):
+    """Not an error: a sweep's pruner ended this run after an epoch that trailed the other
+    trials'. The run folder is marked `pruned`; the sweep records the trial as PRUNED."""
+
+
+class SweepError(JobError):
+    """A sweep cannot start or go on: its storage is unreachable, its study is another's."""

@@ -8,6 +8,7 @@ reached from here; the stages it calls take arrays and return arrays and numbers
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,12 +21,11 @@ from job import train as training
 from job.competition import SAMPLE_SUBMISSION_CSV
 from job.config import Config, load_config, replace_name, to_dict
 from job.data import arrays, sample, sources
-from job.errors import RunError
+from job.errors import Pruned, RunError
 from job.outputs import manifest, preflight, report, submission
 from job.outputs.folder import Run, RunRecord, create_run, mark_latest, read_run, utc_now
 from job.styles import STYLES
 from job.system import interrupt, runtime
-from job.system.files import write_atomic
 from job.train import ensemble, progress, scoring
 from job.train.task import Predictor, Split, Task, make_task
 
@@ -42,9 +42,19 @@ class Prepared:
     split: Split
 
 
-def train(config: Config, log: Log, warn: Log) -> Run | None:
+@dataclass(frozen=True)
+class Within:
+    """A run that is one part of something larger (a sweep's trial): it goes into the
+    folder given, not a new timestamped one under runs/, and is not marked latest."""
+
+    folder: Path                 # created here; its parent must exist
+    hparams: dict                # added to every model's HParams session (the swept keys)
+    on_epoch: Callable[[str, dict], None] | None = None   # (model, epoch record); may raise Pruned
+
+
+def train(config: Config, log: Log, warn: Log, within: Within | None = None) -> Run | None:
     """Train `config` into a new run folder and mark it latest; None on a non-chief worker."""
-    return start(config, None, log, warn)
+    return start(config, None, log, warn, within)
 
 
 def read_resumable(run_dir: Path) -> tuple[Config, RunRecord]:
@@ -57,32 +67,38 @@ def read_resumable(run_dir: Path) -> tuple[Config, RunRecord]:
     return replace_name(config, record.field("config", str, "the config's name")), record
 
 
-def resume(config: Config, record: RunRecord, log: Log, warn: Log) -> Run | None:
+def resume(config: Config, record: RunRecord, log: Log, warn: Log,
+           within: Within | None = None) -> Run | None:
     """Continue an interrupted run in its own folder: finished models are kept, the
     interrupted one continues from its last epoch-end checkpoint."""
-    return start(config, record, log, warn)
+    return start(config, record, log, warn, within)
 
 
-def start(config: Config, resuming: RunRecord | None, log: Log, warn: Log) -> Run | None:
+def start(config: Config, resuming: RunRecord | None, log: Log, warn: Log,
+          within: Within | None = None) -> Run | None:
     """Set up the devices, check what must hold before any work, load the data; then the
     chief trains into the run folder, any other worker into a scratch copy of it."""
     rt = runtime.setup(config.runtime)
     runtime.check_models(rt, config.trained_models)
     if rt.is_chief:   # before the data: a run that cannot be saved must not start
-        preflight.check_runs_dir(resuming.run.path if resuming else Path(config.output.runs_dir))
+        preflight.check_runs_dir(resuming.run.path if resuming else within.folder.parent
+                                 if within else Path(config.output.runs_dir))
     prepared = prepare_data(config, log, warn)
     if resuming:
         check_same_data(resuming, prepared)
     if not rt.is_chief:
         train_as_worker(config, prepared, resuming, rt, log)
         return None
-    run, record = reopen_run(resuming, log) if resuming else open_run(config, prepared, rt)
-    return complete(config, prepared, run, record, log, rt)
+    run, record = (reopen_run(resuming, log) if resuming
+                   else open_run(config, prepared, rt, within))
+    return complete(config, prepared, run, record, log, rt, within)
 
 
-def open_run(config: Config, prepared: Prepared, rt: runtime.Runtime) -> tuple[Run, dict]:
+def open_run(config: Config, prepared: Prepared, rt: runtime.Runtime,
+             within: Within | None = None) -> tuple[Run, dict]:
     """A new run folder holding the resolved config and a manifest saying it is running."""
-    run = create_run(Path(config.output.runs_dir), config.name)
+    run = (create_run(within.folder.parent, config.name, name=within.folder.name) if within
+           else create_run(Path(config.output.runs_dir), config.name))
     run.write_text("config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     record = manifest.start(config)
     record["data"] = manifest.describe_data(prepared)
@@ -111,14 +127,15 @@ def check_same_data(resuming: RunRecord, prepared: Prepared) -> None:
 
 
 def complete(config: Config, prepared: Prepared, run: Run, record: dict, log: Log,
-             rt: runtime.Runtime) -> Run:
+             rt: runtime.Runtime, within: Within | None = None) -> Run:
     """Train into `run` and stamp its manifest with how that ended."""
     try:
         with interrupt.catching():
-            train_and_evaluate(config, prepared, run, record, log, rt)
+            train_and_evaluate(config, prepared, run, record, log, rt, within)
     except BaseException as e:
         stopped = isinstance(e, (interrupt.Interrupted, KeyboardInterrupt))
-        manifest.finish(record, "interrupted" if stopped else "failed",
+        status = "interrupted" if stopped else "pruned" if isinstance(e, Pruned) else "failed"
+        manifest.finish(record, status,
                         error=str(e).splitlines()[0] if str(e) else type(e).__name__)
         run.write_json("manifest.json", record)
         if stopped:
@@ -128,16 +145,16 @@ def complete(config: Config, prepared: Prepared, run: Run, record: dict, log: Lo
         raise
     manifest.finish(record, "complete")
     run.write_json("manifest.json", record)
-    mark_latest(run)
+    if within is None:
+        mark_latest(run)
     return run
 
 
 def train_as_worker(config: Config, prepared: Prepared, resuming: RunRecord | None,
                     rt: runtime.Runtime, log: Log) -> None:
-    """Every worker must run the same collective steps, saving included; a non-chief
-    does so into a scratch folder that it deletes, as tf.distribute recommends. When
-    resuming, the scratch folder starts as a copy of the run's finished models and
-    checkpoints, so the worker continues from where the chief does."""
+    """Every worker must run the same collective steps, saving included: a non-chief saves
+    into a scratch folder it deletes (tf.distribute's advice), resuming from a copy of the
+    run's finished models and checkpoints, so it continues from where the chief does."""
     with tempfile.TemporaryDirectory(prefix="job-worker-") as scratch:
         for part in ("models", "checkpoints"):
             if resuming and (resuming.run.path / part).is_dir():
@@ -172,17 +189,21 @@ def fetch_source(source: sources.Source, config: Config, log: Log, warn: Log) ->
 
 
 def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dict,
-                       log: Log, rt: runtime.Runtime | None = None) -> dict:
+                       log: Log, rt: runtime.Runtime | None = None,
+                       within: Within | None = None) -> dict:
     """Train every configured model, pick the best, write every output."""
     (run.path / "models").mkdir(exist_ok=True)
     predictors, models = {}, []
-    for task in make_tasks(config, config.models, run):
+    on_epoch, hparams = (within.on_epoch, within.hparams) if within else (None, {})
+    for task in make_tasks(config, config.models, run, on_epoch):
         predictors[task.name], row = reuse_finished(task, run, log) or train_one(
-            task, prepared.split, run, log, rt)
+            task, prepared.split, run, log, rt, hparams=hparams)
         models.append(row)
     add_ensembles(config, prepared.split, run, log, rt, predictors, models)
     score_held_out(prepared, predictors, models, log)
-    save_validation_predictions(run, prepared.split, predictors)
+    val_x = prepared.split.val_x
+    report.save_validation(run, val_x, prepared.split.val_y,
+                           {name: predict(val_x) for name, predict in predictors.items()})
     best = submission.select_best(models)
     log(f"best: {best['name']} (val accuracy {best['val_accuracy']:.4f})")
     labels = predictors[best["name"]](prepared.arrays.test_images).argmax(axis=1)
@@ -227,28 +248,18 @@ def score_held_out(prepared: Prepared, predictors: dict, models: list[dict], log
     path = prepared.dir / sample.TEST_LABELS_CSV
     if not path.is_file():
         return
-    labels = arrays.read_test_labels(path)
-    for row in models:
-        predicted = predictors[row["name"]](prepared.arrays.test_images).argmax(axis=1)
-        row["test_accuracy"] = float((predicted == labels).mean())
-    best = max(models, key=lambda m: m["test_accuracy"])
+    best = scoring.add_test_accuracy(models, predictors, prepared.arrays.test_images,
+                                     arrays.read_test_labels(path))
     log(f"held-out test labels: best {best['name']} {best['test_accuracy']:.4f}")
 
 
-def save_validation_predictions(run: Run, split: Split, predictors: dict) -> None:
-    """Every model's validation logits beside the images and labels, so a report (and
-    an ensemble) can be made again from the run folder alone."""
-    import numpy as np
-    saved = {"val_images": split.val_x, "val_labels": split.val_y,
-             **{f"logits/{name}": predict(split.val_x) for name, predict in predictors.items()}}
-    write_atomic(run.path / "validation.npz", lambda f: np.savez_compressed(f, **saved))
-
-
-def make_tasks(config: Config, names: tuple[str, ...], run: Run) -> list[Task]:
+def make_tasks(config: Config, names: tuple[str, ...], run: Run,
+               on_epoch: Callable[[str, dict], None] | None = None) -> list[Task]:
     """One task per model name, e.g. cnn-keras → (cnn, keras), its folders in `run`."""
     return [make_task(name, config.arch, config.train, config.data.seed,
                       logdir=run.path / "tensorboard" / name,
-                      checkpoint_dir=run.path / "checkpoints" / name)
+                      checkpoint_dir=run.path / "checkpoints" / name,
+                      report=functools.partial(on_epoch, name) if on_epoch else None)
             for name in names]
 
 
@@ -262,7 +273,8 @@ def reuse_finished(task: Task, run: Run, log: Log) -> tuple[Predictor, dict] | N
 
 
 def train_one(task: Task, split: Split, run: Run, log: Log,
-              rt: runtime.Runtime | None = None, judge: Split | None = None) -> tuple:
+              rt: runtime.Runtime | None = None, judge: Split | None = None,
+              hparams: dict | None = None) -> tuple:
     """Train one model in its style, score it, save it, log its hyperparameters; then
     its results row marks it finished and its checkpoints can go."""
     log(f"{task.name:<10} training ({STYLES[task.style].description})")
@@ -270,8 +282,8 @@ def train_one(task: Task, split: Split, run: Run, log: Log,
     judge = judge or split   # a bag copy is judged on the outer split, not its own
     scores = scoring.score(trained.predict_logits(judge.val_x), judge.val_y)
     trained.save(run.path / "models")
-    progress.write_hparams(task.logdir, progress.hparams_of(trained, task.spec, task.train),
-                           session=f"{run.id}/{task.name}")
+    progress.write_hparams(task.logdir, {**progress.hparams_of(trained, task.spec, task.train),
+                                         **(hparams or {})}, session=f"{run.id}/{task.name}")
     log(f"{task.name:<10} done: val accuracy {scores['val_accuracy']:.4f}, "
         f"{trained.epochs_run} epochs, {trained.seconds_per_epoch:.2f}s/epoch")
     row = {"name": trained.name, "arch": trained.arch, "style": trained.style,

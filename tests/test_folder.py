@@ -79,7 +79,7 @@ DAMAGED = "the run folder is damaged or not the job's: train a new run"
      "(char 0)); " + DAMAGED),
     ('["running"]', None, "{run}/manifest.json: expected a JSON object, found list; " + DAMAGED),
     ('{"status": "done"}', None, '{run}/manifest.json: status: expected one of running | '
-     'complete | failed | interrupted, found done; ' + DAMAGED),
+     'complete | failed | interrupted | pruned, found done; ' + DAMAGED),
     ('{"status": "complete"}', None, "{run}/metrics.json: file not found; " + DAMAGED),
     ('{"status": "complete"}', '{"best": "cnn-tf", "models": [{"name": "cnn-tf"}]}',
      "{run}/metrics.json: no scores for the best model cnn-tf; " + DAMAGED),

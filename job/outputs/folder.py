@@ -17,7 +17,9 @@ from job.system.files import write_atomic
 LATEST = "latest"
 MANIFEST = "manifest.json"
 METRICS = "metrics.json"
-STATUSES = ("running", "complete", "failed", "interrupted")
+STATUSES = ("running", "complete", "failed", "interrupted", "pruned")
+# A sweep's trials are runs at <runs_dir>/sweeps/<study>/trials/<number>.
+TRIALS = "trials"
 DAMAGED = "the run folder is damaged or not the job's: train a new run"
 
 
@@ -33,6 +35,10 @@ class Run:
 
     @property
     def id(self) -> str:
+        """The folder's name; a sweep trial's says which study: `cnn-lr/trial-3`. It keys the
+        run's HParams sessions, which must be unique across all TensorBoard shows."""
+        if self.path.parent.name == TRIALS:
+            return f"{self.path.parent.parent.name}/trial-{self.path.name}"
         return self.path.name
 
     def write_text(self, name: str, text: str) -> Path:
@@ -46,10 +52,12 @@ class Run:
         return json.loads((self.path / name).read_text(encoding="utf-8"))
 
 
-def create_run(runs_dir: Path, config_name: str, now: dt.datetime | None = None) -> Run:
-    """Make a new, empty run folder; a clash in the same second gets a -2, -3 suffix."""
+def create_run(runs_dir: Path, config_name: str, now: dt.datetime | None = None,
+               name: str | None = None) -> Run:
+    """Make a new, empty run folder `<UTC time>-<config name>` (or `name`); a clash gets a
+    -2, -3 suffix, so a run never writes into another's folder."""
     runs_dir = Path(runs_dir)
-    stamp = (now or utc_now()).strftime("%Y%m%dT%H%M%SZ")
+    stamp = name or f"{(now or utc_now()).strftime('%Y%m%dT%H%M%SZ')}-{config_name}"
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -60,13 +68,13 @@ def create_run(runs_dir: Path, config_name: str, now: dt.datetime | None = None)
                        "set output.runs_dir to a writable folder")
     for attempt in range(1, 1000):
         suffix = "" if attempt == 1 else f"-{attempt}"
-        path = runs_dir / f"{stamp}-{config_name}{suffix}"
+        path = runs_dir / f"{stamp}{suffix}"
         try:
             path.mkdir()
             return Run(path)
         except FileExistsError:
             continue
-    raise RunError(f"{runs_dir}: too many runs named {stamp}-{config_name}")
+    raise RunError(f"{runs_dir}: too many runs named {stamp}")
 
 
 def mark_latest(run: Run) -> None:

@@ -30,6 +30,15 @@ class Validation:
     logits: np.ndarray     # (N, 10)
 
 
+def save_validation(run: Run, images: np.ndarray, labels: np.ndarray,
+                    logits: dict[str, np.ndarray]) -> None:
+    """Every model's validation logits beside the images and labels, so a report (and
+    an ensemble) can be made again from the run folder alone."""
+    saved = {"val_images": images, "val_labels": labels,
+             **{f"logits/{name}": values for name, values in logits.items()}}
+    write_atomic(run.path / "validation.npz", lambda f: np.savez_compressed(f, **saved))
+
+
 def confusion_counts(labels: np.ndarray, predicted: np.ndarray, classes: int = 10) -> np.ndarray:
     """counts[true, predicted]; the counts sum to len(labels)."""
     counts = np.zeros((classes, classes), dtype=np.int64)

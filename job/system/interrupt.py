@@ -13,6 +13,7 @@ from typing import Iterator
 
 
 _requested: list[int] = []
+_active: list[bool] = []
 
 
 class Interrupted(Exception):
@@ -21,12 +22,19 @@ class Interrupted(Exception):
 
 @contextlib.contextmanager
 def catching() -> Iterator[None]:
-    """Turn SIGTERM and SIGINT into a stop request while training; restore afterwards."""
+    """Turn SIGTERM and SIGINT into a stop request while training; restore afterwards.
+    Inside another `catching` (a sweep worker around its trials' runs) it changes nothing:
+    a signal that came between two runs must still stop the next one."""
+    if _active:
+        yield
+        return
+    _active.append(True)
     _requested.clear()
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
+        _active.clear()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 

@@ -45,6 +45,18 @@ class EpochLog(keras.callbacks.Callback):
             self.log(progress.format_epoch(self.task.name, record, epochs))
 
 
+class Report(keras.callbacks.Callback):
+    """Hands each epoch's record to task.report once TensorBoard has it, as the TF loop
+    does, so a pruned trial's last epoch is in its curves in both styles."""
+
+    def __init__(self, task: Task, history: list[dict]):
+        super().__init__()
+        self.task, self.history = task, history
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.task.report(self.history[-1])
+
+
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """The built-in callback, which can pick up a checkpoint's state (on_train_begin
     would otherwise reset it)."""
@@ -124,7 +136,7 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
     plateau = next((c for c in rates if isinstance(c, keras.callbacks.ReduceLROnPlateau)), None)
     callbacks = [EpochLog(task, history, log),
                  keras.callbacks.TensorBoard(log_dir=str(task.logdir), write_graph=False),
-                 stopper, *rates]
+                 *([Report(task, history)] if task.report else []), stopper, *rates]
     if task.checkpoint_dir:
         callbacks.append(Checkpoint(task, history, stopper, plateau, started))
     batches = inputs.training_batches(split.train_x, split.train_y, batch, task.order_seed,

@@ -37,15 +37,19 @@ class Task:
     order_seed: int    # data.seed: fixes the per-epoch shuffling
     logdir: Path       # runs/<run>/tensorboard/<name>
     checkpoint_dir: Path | None = None   # epoch-end checkpoints; resumed from when present
+    # Called with each epoch's record after it is checked, in every style (a sweep's
+    # pruner listens here and may raise job.errors.Pruned).
+    report: Callable[[dict], None] | None = None
 
 
 def make_task(model: str, arch_specs: Any, train: TrainConfig, order_seed: int,
-              logdir: Path, checkpoint_dir: Path | None = None) -> Task:
+              logdir: Path, checkpoint_dir: Path | None = None,
+              report: Callable[[dict], None] | None = None) -> Task:
     """The task for a model name such as cnn-keras, with its family's spec."""
     arch, style = split_name(model)
     return Task(name=model, arch=arch, style=style, spec=getattr(arch_specs, arch),
                 train=train, order_seed=order_seed, logdir=logdir,
-                checkpoint_dir=checkpoint_dir)
+                checkpoint_dir=checkpoint_dir, report=report)
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,8 @@ def run_epochs(state: State, steps: tuple, task: Task, split: Split,
             if progress.should_log(epoch, train_cfg.log_every, train_cfg.epochs):
                 log(progress.format_epoch(task.name, record, train_cfg.epochs))
             write_scalars(writers, epoch, logs, learning_rate)
+            if task.report:
+                task.report(record)
             stop = stopper.update(epoch, logs, lambda: [v.numpy() for v in state.model.variables])
             if plateau is not None:
                 state.optimizer.learning_rate.assign(plateau.update(logs, learning_rate))
