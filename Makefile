@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help venv train download submit test test-all bench tensorboard runs lint doctor \
-	gpu-acceptance
+	gpu-acceptance sweep sweep-summary sweep-dashboard
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,24 @@ runs: $(STAMP) ## list runs with their data source, best model and val accuracy
 doctor: $(STAMP) ## check this machine can run CONFIG: driver, GPUs, CUDA libraries, timed steps
 	$(PY) -m job doctor --config $(CONFIG)
 
+# --- sweeps (python -m job sweep; docs/sweeps.md) ---------------------------------------------
+# make sweep runs configs/sweep.yaml unless CONFIG is given (`make train` keeps default.yaml).
+SWEEP_CONFIG ?= $(if $(filter file,$(origin CONFIG)),configs/sweep.yaml,$(CONFIG))
+WORKERS ?= 1
+PORT ?= 8080
+NEED_STUDY = @test -n "$(STUDY)" || { echo "make $@: set STUDY=<study name> (a folder under $(RUNS)/sweeps/)" >&2; exit 2; }
+
+sweep: $(STAMP) ## sweep CONFIG (default configs/sweep.yaml) with WORKERS processes; STUDY=, ARGS="--set K=V"; storage: env OPTUNA_STORAGE or SQLite
+	$(PY) -m job sweep --config $(SWEEP_CONFIG) --workers $(WORKERS) $(if $(STUDY),--study $(STUDY)) $(ARGS)
+
+sweep-summary: $(STAMP) ## rewrite runs/sweeps/STUDY's summary and best link from the storage and the folders here
+	$(NEED_STUDY)
+	$(PY) -m job sweep-summary $(RUNS)/sweeps/$(STUDY)
+
+sweep-dashboard: $(STAMP) ## optuna-dashboard for STUDY on http://127.0.0.1:PORT (default 8080)
+	$(NEED_STUDY)
+	$(PY) -m job dashboard --study $(STUDY) --runs-dir $(RUNS) --port $(PORT)
+
 gpu-acceptance: ## on a GPU machine: image, doctor, 2 epochs per model, one table; ARGS=--no-docker
 	scripts/gpu_acceptance.sh $(ARGS)
 
@@ -67,7 +85,7 @@ KAGGLE_DIR ?= $(or $(KAGGLE_CONFIG_DIR),$(HOME)/.kaggle)
 DOCKER_RUN = $(DOCKER) run --rm --user "$$(id -u):$$(id -g)" -v "$(abspath $(RUNS)):/app/runs" \
 	$(if $(wildcard $(KAGGLE_DIR)),-v "$(abspath $(KAGGLE_DIR)):/home/app/.kaggle:ro") \
 	-e KAGGLE_USERNAME -e KAGGLE_KEY -e KAGGLE_API_TOKEN
-.PHONY: docker-build docker-train docker-submit docker-doctor
+.PHONY: docker-build docker-train docker-submit docker-doctor docker-sweep
 
 docker-build: ## build the GPU image digit-job:<tensorflow pin> and :latest
 	$(DOCKER) build -f docker/Dockerfile --build-arg TF_VERSION=$(TF_VERSION) -t $(IMAGE):$(TF_VERSION) -t $(IMAGE):latest .
@@ -76,6 +94,13 @@ docker-train: ## train CONFIG (default configs/gpu.yaml) in the image on all GPU
 	@mkdir -p "$(DATA)" "$(RUNS)"
 	$(DOCKER_RUN) --gpus all -v "$(abspath $(DATA)):/app/data" -v "$(CURDIR)/configs:/app/configs:ro" \
 		$(IMAGE):$(TF_VERSION) train --config $(DOCKER_TRAIN_CONFIG)
+
+docker-sweep: ## sweep CONFIG (default configs/sweep.yaml) in the image, one worker per GPU; env OPTUNA_STORAGE passed by name
+	@mkdir -p "$(DATA)" "$(RUNS)"
+	$(DOCKER_RUN) --gpus all -e OPTUNA_STORAGE -v "$(abspath $(DATA)):/app/data" \
+		-v "$(CURDIR)/configs:/app/configs:ro" $(IMAGE):$(TF_VERSION) sweep --config $(SWEEP_CONFIG) \
+		--workers "$$(n=$$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); echo $$((n > 0 ? n : 1)))" \
+		$(if $(STUDY),--study $(STUDY)) $(ARGS)
 
 docker-doctor: ## run the doctor in the image on all GPUs, for CONFIG (default configs/gpu.yaml)
 	$(DOCKER) run --rm --gpus all -v "$(CURDIR)/configs:/app/configs:ro" \

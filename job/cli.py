@@ -66,6 +66,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         metavar="KEY=VALUE", help="override a config key")
     doctor.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
+    sweep = commands.add_parser("sweep", help="work on a hyperparameter sweep (an Optuna study) "
+                                "until its budget is spent; prints the sweep folder")
+    sweep.add_argument("--config", required=True, type=Path, help="sweep file (a config with a "
+                       "sweep: section), e.g. configs/sweep.yaml")
+    sweep.add_argument("--storage", help="database URL (default: $OPTUNA_STORAGE, else "
+                       "sweep.storage); prefer $OPTUNA_STORAGE for a password")
+    sweep.add_argument("--study", help="study name (default: sweep.study)")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="worker processes on this machine, one per GPU where there are GPUs")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a config or sweep key, "
+                       "e.g. sweep.trials=4")
+    sweep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    summary = commands.add_parser("sweep-summary", help="rewrite a sweep folder's summary and "
+                                  "best link from the storage and the trial folders present")
+    summary.add_argument("folder", type=Path, metavar="SWEEP", help="e.g. runs/sweeps/cnn-lr")
+    summary.add_argument("--storage", help="database URL (default: $OPTUNA_STORAGE, else the "
+                         "folder's study.db)")
+    summary.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
+    dashboard = commands.add_parser("dashboard", help="optuna-dashboard for a sweep's study, "
+                                    "on 127.0.0.1")
+    dashboard.add_argument("--study", required=True, help="the sweep's study name")
+    dashboard.add_argument("--runs-dir", type=Path, default=Path("runs"))
+    dashboard.add_argument("--storage", help="database URL (default: $OPTUNA_STORAGE, else "
+                           "runs/sweeps/<study>/study.db)")
+    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
     runs = commands.add_parser("runs", help="list runs: id, status, data, best model")
     runs.add_argument("--runs-dir", type=Path, default=Path("runs"))
     runs.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
@@ -78,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":
             return run_train(args)
         return {"download": run_download, "submit": run_submit, "runs": run_runs,
-                "report": run_report, "doctor": run_doctor}[args.command](args)
+                "report": run_report, "doctor": run_doctor, "sweep": run_sweep,
+                "sweep-summary": run_sweep_summary,
+                "dashboard": run_dashboard}[args.command](args)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -218,4 +250,35 @@ def run_doctor(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_PROBLEMS
     print(f"doctor: this machine can run {args.config or 'the built-in config'}")
+    return 0
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from job.config.sweep import load_sweep
+    from job.sweep.launch import run_sweep as start
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers: expected a positive number, got {args.workers}")
+    overrides = args.overrides + ([f"sweep.study={args.study}"] if args.study else [])
+    sweep = load_sweep(args.config, overrides)   # every point checked before TensorFlow loads
+    # What each worker process is started with: no --storage (the URL, which may hold a
+    # password, reaches it through its environment).
+    argv = ["sweep", "--config", str(args.config),
+            *[part for o in overrides for part in ("--set", o)]]
+    print(start(sweep, args.storage, args.workers, argv, print_line, print_warning,
+                ready=lambda: quiet_start(args)))
+    return 0
+
+
+def run_sweep_summary(args: argparse.Namespace) -> int:
+    from job.sweep.review import rebuild
+
+    print(rebuild(args.folder, args.storage, print_warning))
+    return 0
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    from job.sweep.review import serve_dashboard
+
+    serve_dashboard(args.runs_dir, args.study, args.storage, args.port, print_line)
     return 0

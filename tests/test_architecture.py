@@ -25,8 +25,9 @@ RANKS = {
     "data": 3, "nets": 3,
     "train": 4, "outputs": 4, "kaggle": 4,
     "pipeline": 5, "doctor": 5,
-    "cli": 6,
-    "__main__": 7,
+    "sweep": 6,
+    "cli": 7,
+    "__main__": 8,
 }
 # The one sideways edge: submitting reads a run folder.
 SIDEWAYS = {("kaggle", "outputs")}

@@ -17,8 +17,19 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def is_sweep(path: Path) -> bool:
+    return "sweep" in yaml.safe_load(path.read_text())
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_load(path):
+    if is_sweep(path):
+        from job.config.sweep import load_sweep
+        assert load_sweep(path).base.name == path.stem
+        with pytest.raises(ConfigError, match=f"this is a sweep file; run it with "
+                                              f"`python -m job sweep --config {path}`"):
+            load_config(path)
+        return
     config = load_config(path)
     assert config.name == path.stem
 

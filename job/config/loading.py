@@ -21,6 +21,9 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     raw = read_with_bases(path, origin, ())
     for item in overrides:
         origin.overridden.add(apply_override(raw, item))
+    if "sweep" in raw:
+        raise ConfigError(f"{path}: sweep: this is a sweep file; run it with "
+                          f"`python -m job sweep --config {path}` (or make sweep CONFIG={path})")
     config = build(Config, raw, origin, "")
     check_config(config, origin)
     return replace_name(config, path.stem)
