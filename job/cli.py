@@ -238,11 +238,15 @@ def run_runs(args: argparse.Namespace) -> int:
 
 def run_doctor(args: argparse.Namespace) -> int:
     from job.config import Config, load_config
+    from job.config.sweep import is_sweep_file, load_sweep
     from job.doctor import examine
 
     if args.config is None and args.overrides:
         raise ConfigError("doctor --set needs --config FILE")
-    config = load_config(args.config, args.overrides) if args.config else Config()
+    if args.config and is_sweep_file(args.config):   # a sweep's trials run its base config
+        config = load_sweep(args.config, args.overrides).base
+    else:
+        config = load_config(args.config, args.overrides) if args.config else Config()
     quiet_start(args)
     found = examine.problems(examine.examine(config, print_line))
     if found:

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from job.errors import RunError
-from job.outputs.folder import (Run, create_run, find_runs, mark_latest, newest_unfinished,
+from job.outputs.folder import (create_run, find_runs, mark_latest, newest_unfinished,
                                 read_run, summarize_run)
 from job.system.files import write_atomic
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers.project import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +28,7 @@ def acceptance(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedPr
                           cwd=tmp_path, capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow   # ~100 s: 4 models x 3 variants; its parts are tested on their own
 def test_without_docker_it_says_no_gpu_and_still_prints_the_cpu_table(tmp_path):
     result = acceptance(tmp_path, "--no-docker", "--out", "out/acceptance.json", *TINY)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

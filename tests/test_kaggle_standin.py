@@ -5,7 +5,6 @@ test's own (monkeypatch), and KaggleApi is re-imported under that env because it
 """
 
 import hashlib
-import io
 import time
 import zipfile
 

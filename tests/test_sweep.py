@@ -208,7 +208,7 @@ def test_workers_starting_together_on_an_empty_database_all_get_the_study(tmp_pa
 
 def test_a_sigkilled_workers_trial_is_retried_and_completed(tmp_path, postgres_url):
     # A worker beats every second; one silent for 3 s has its trial retried.
-    sweep = tiny_sweep(tmp_path, trials=1, epochs=40, patience=50, heartbeat=1, grace=3)
+    sweep = tiny_sweep(tmp_path, trials=1, epochs=12, patience=50, heartbeat=1, grace=3)
     env = job_env(OPTUNA_STORAGE=postgres_url)
     first = start_sweep("--config", str(sweep), cwd=ROOT, env=env, log=tmp_path / "a.log")
     run = tmp_path / "runs/sweeps/t/trials/0"
@@ -230,7 +230,7 @@ def test_a_sigkilled_workers_trial_is_retried_and_completed(tmp_path, postgres_u
 
 
 def test_sigterm_hands_the_trial_back_and_the_next_worker_resumes_it(tmp_path):
-    sweep = tiny_sweep(tmp_path, trials=1, epochs=40, patience=50)
+    sweep = tiny_sweep(tmp_path, trials=1, epochs=12, patience=50)
     first = start_sweep("--config", str(sweep), cwd=ROOT, log=tmp_path / "a.log")
     run = tmp_path / "runs/sweeps/t/trials/0"
     wait_for(lambda: checkpoint_epochs(run) >= 2, 300, "a checkpoint", first)
@@ -254,3 +254,39 @@ def test_sigterm_hands_the_trial_back_and_the_next_worker_resumes_it(tmp_path):
     history = json.loads((run / "metrics.json").read_text())["models"][0]["history"]
     assert [h["epoch"] for h in history] == list(range(1, len(history) + 1))
     assert json.loads((run / "manifest.json").read_text())["resumed"]
+
+
+def test_a_trial_trailing_the_others_is_pruned_and_its_run_says_so(tmp_path):
+    """Three finished trials reached val_accuracy 0.99 by every epoch; a new trial that
+    trails them at epoch 2 (the first the median pruner judges) is stopped there."""
+    import optuna
+    from job.config.sweep import load_sweep
+    from job.sweep import worker
+
+    path = tiny_sweep(tmp_path, epochs=6, patience=50)
+    overrides = ["sweep.pruner=median", "sweep.model=ffn-keras"]
+    sweep = load_sweep(path, overrides)
+    url = f"sqlite:///{tmp_path / 'runs/sweeps/t/study.db'}"
+    (tmp_path / "runs/sweeps/t").mkdir(parents=True)
+    study = worker.connect(sweep, url, print)
+    for number, lr in enumerate([0.001, 0.003, 0.001]):
+        study.add_trial(optuna.trial.create_trial(
+            params={"train.learning_rate": lr, "arch.ffn.dropout": 0.0},
+            distributions={"train.learning_rate": optuna.distributions.CategoricalDistribution(
+                [0.001, 0.003]), "arch.ffn.dropout": optuna.distributions.CategoricalDistribution(
+                [0.0, 0.1])},
+            value=0.99, intermediate_values={e: 0.99 for e in range(1, 7)},
+            user_attrs={"point": number}))
+    result = run_sweep("--config", str(path), *[p for o in overrides for p in ("--set", o)],
+                       cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    trials = load_trials(url, "t")
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3 + ["PRUNED"]
+    pruned = trials[3]
+    assert sorted(pruned.intermediate_values) == [1, 2]        # judged at epoch 2, stopped
+    run = tmp_path / "runs/sweeps/t" / pruned.user_attrs["run"]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "pruned"
+    assert manifest["error"].startswith("pruned after ffn-keras epoch 2: val_accuracy ")
+    summary = json.loads((tmp_path / "runs/sweeps/t/summary.json").read_text())
+    assert [t["state"] for t in summary["trials"]] == ["COMPLETE"] * 3 + ["PRUNED"]

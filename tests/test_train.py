@@ -1,6 +1,5 @@
 """The two training styles: same input order, same logging, same numbers."""
 
-from dataclasses import replace
 
 import keras
 import numpy as np

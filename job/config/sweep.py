@@ -8,7 +8,6 @@ discover a bad value hours in, on some VM, in its 17th trial.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
 import itertools
 import math
@@ -125,6 +124,11 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
     check_grid_size(sweep)
     check_every_point(sweep)
     return sweep
+
+
+def is_sweep_file(path: str | Path) -> bool:
+    """A file (or one it extends) with a sweep: section."""
+    return "sweep" in read_with_bases(Path(path), Origin(str(path)), ())
 
 
 def check_settings(settings: SweepSettings, origin: Origin) -> None:
@@ -291,6 +295,3 @@ def encode(value: Any) -> Any:
         return value
     return yaml.safe_dump(value, default_flow_style=True, sort_keys=False).strip()
 
-
-def settings_dict(settings: SweepSettings) -> dict:
-    return dataclasses.asdict(settings)

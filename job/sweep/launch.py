@@ -75,8 +75,10 @@ def run_processes(count: int, argv: list[str], url: str, log: Log, warn: Log) ->
     children = []
     for index in range(count):
         env = worker_env(index, count, gpus, url)
+        # Its own session: a terminal's Ctrl-C reaches the workers once, through pass_on,
+        # not twice (a second signal means "stop now" to them).
         children.append(subprocess.Popen([sys.executable, "-m", "job", *argv, "--workers", "1"],
-                                         env=env))
+                                         env=env, start_new_session=True))
         log(f"worker {index} started (pid {children[-1].pid}"
             f"{', GPU ' + env['CUDA_VISIBLE_DEVICES'] if gpus else ''})")
 

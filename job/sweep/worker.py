@@ -266,7 +266,7 @@ def free_memory() -> None:
 
 def describe(sweep: Sweep, url: str) -> dict[str, Any]:
     """What the sweep folder records about the sweep; the storage with its password masked."""
-    from job.config.sweep import settings_dict
-    return {"sweep_file": str(sweep.path), "settings": settings_dict(sweep.settings),
+    import dataclasses
+    return {"sweep_file": str(sweep.path), "settings": dataclasses.asdict(sweep.settings),
             "space": space.space_record(sweep.space), "storage": storage.shown(url)}
 

@@ -3,7 +3,6 @@ both loss histories as JSON (run in a subprocess: devices are fixed at TF start-
 
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import tensorflow as tf
