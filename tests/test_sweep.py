@@ -290,3 +290,4 @@ def test_a_trial_trailing_the_others_is_pruned_and_its_run_says_so(tmp_path):
     assert manifest["error"].startswith("pruned after ffn-keras epoch 2: val_accuracy ")
     summary = json.loads((tmp_path / "runs/sweeps/t/summary.json").read_text())
     assert [t["state"] for t in summary["trials"]] == ["COMPLETE"] * 3 + ["PRUNED"]
+    assert summary["trials"][3]["pruned"] == manifest["error"]

@@ -78,6 +78,7 @@ def trial_row(trial, sweep_dir: Path, problems: dict[str, str]) -> dict:
                              if trial.duration is not None else None),
         "error": scrubbed(trial.user_attrs.get("error")),
         "handed_back": scrubbed(trial.user_attrs.get("handed_back")),
+        "pruned": scrubbed(trial.user_attrs.get("pruned")),
     }
 
 
@@ -259,7 +260,7 @@ def format_table(summary: dict) -> str:
         run = f"`{cell(r['run'])}`" if r["run"] else "-"
         if r["run"] and r["state"] == "COMPLETE" and not r["here"]:
             run += " (not usable here)"
-        note = "; ".join(x for x in (r["error"], r["handed_back"]) if x)
+        note = "; ".join(x for x in (r["error"], r["handed_back"], r.get("pruned")) if x)
         lines.append(" | ".join([f"| {r['number']}{mark}", r["state"], format_value(r["value"]),
                                  *params, run, cell(note, 100) + " |"]))
     return "\n".join(lines)

@@ -147,6 +147,7 @@ def run_trial(worker: Worker, trial, surplus: list[bool]) -> float:
         run = train_trial(worker, trial, values, shown)
     except Pruned as e:
         worker.log(f"trial {trial.number}: {e}")
+        trial.set_user_attr("pruned", str(e))
         raise optuna.TrialPruned(str(e)) from None
     except TrainingError as e:
         worker.log(f"trial {trial.number} failed: {e}")
