@@ -28,3 +28,14 @@ def test_git_commit_is_the_head_and_says_when_job_was_edited(tmp_path):
     with (clone / "job" / "errors.py").open("a") as f:
         f.write("# a local edit\n")
     assert reported() == head + "-dirty"
+
+
+def test_the_command_recorded_in_a_manifest_has_no_password():
+    from job.outputs.manifest import masked
+    secret = "S3cret:p@ss"   # unescaped @ and : as a careless user may type them
+    args = ["sweep", "--storage", f"postgresql://digit:{secret}@db.example:5432/sweeps",
+            "--set", "train.epochs=3", "postgresql://digit@db.example/sweeps"]
+    shown = masked(args)
+    assert shown == ["sweep", "--storage", "postgresql://digit:***@db.example:5432/sweeps",
+                     "--set", "train.epochs=3", "postgresql://digit@db.example/sweeps"]
+    assert not any(secret in a or "S3cret" in a for a in shown)

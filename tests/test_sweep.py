@@ -190,6 +190,23 @@ def test_two_workers_on_postgresql_cover_every_grid_point_once(tmp_path, postgre
     assert "***" in json.loads((tmp_path / "runs/sweeps/t/sweep.json").read_text())["storage"]
 
 
+def test_a_storage_url_on_the_command_line_leaves_its_password_nowhere(tmp_path, postgres,
+                                                                        postgres_url):
+    """--storage is discouraged for a URL with a password, but must not leak it either:
+    not in the output, the manifests' recorded command, sweep.json or the summary."""
+    sweep = tiny_sweep(tmp_path, trials=1, epochs=1)
+    result = run_sweep("--config", str(sweep), "--storage", postgres_url, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert [t.state.name for t in load_trials(postgres_url, "t")] == ["COMPLETE"]
+    assert postgres.password not in result.stdout + result.stderr
+    written = [p for p in (tmp_path / "runs").rglob("*") if p.is_file()]
+    assert any(p.name == "manifest.json" for p in written)
+    for path in written:
+        assert postgres.password.encode() not in path.read_bytes(), path
+    manifest = json.loads(next(p for p in written if p.name == "manifest.json").read_text())
+    assert "postgresql://postgres:***@127.0.0.1" in " ".join(manifest["command"])
+
+
 def test_workers_starting_together_on_an_empty_database_all_get_the_study(tmp_path,
                                                                           postgres_url):
     """optuna#1092: workers creating Optuna's tables at once on an empty PostgreSQL database

@@ -17,16 +17,22 @@ from job.errors import ConfigError
 def load_config(path: str | Path, overrides: list[str] = ()) -> Config:
     """Read a YAML config, apply `dotted.key=value` overrides, validate, return it."""
     path = Path(path)
-    origin = Origin(str(path))
-    raw = read_with_bases(path, origin, ())
-    for item in overrides:
-        origin.overridden.add(apply_override(raw, item))
+    raw, origin = read_raw(path, overrides)
     if "sweep" in raw:
         raise ConfigError(f"{path}: sweep: this is a sweep file; run it with "
                           f"`python -m job sweep --config {path}` (or make sweep CONFIG={path})")
     config = build(Config, raw, origin, "")
     check_config(config, origin)
     return replace_name(config, path.stem)
+
+
+def read_raw(path: Path, overrides: list[str] = ()) -> tuple[dict, Origin]:
+    """The file over its bases with `--set` applied, unchecked, and where each key came from."""
+    origin = Origin(str(path))
+    raw = read_with_bases(path, origin, ())
+    for item in overrides:
+        origin.overridden.add(apply_override(raw, item))
+    return raw, origin
 
 
 def read_with_bases(path: Path, origin: Origin, seen: tuple) -> dict:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import yaml
 
 from job.config.checks import check_config
-from job.config.loading import apply_override, read_with_bases, replace_name
+from job.config.loading import read_raw, replace_name
 from job.config.schema import Config, _f
 from job.config.values import Origin, build, describe, known_keys, printable
 from job.errors import ConfigError
@@ -102,10 +102,7 @@ class Sweep:
 def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
     """Read a sweep file (and what it extends), apply `--set`, check all of it."""
     path = Path(path)
-    origin = Origin(str(path))
-    raw = read_with_bases(path, origin, ())
-    for item in overrides:
-        origin.overridden.add(apply_override(raw, item))
+    raw, origin = read_raw(path, overrides)
     section = raw.pop("sweep", None)
     if section is None:
         raise ConfigError(f"{path}: no sweep: section; a sweep file extends a config and adds "
@@ -128,7 +125,7 @@ def load_sweep(path: str | Path, overrides: list[str] = ()) -> Sweep:
 
 def is_sweep_file(path: str | Path) -> bool:
     """A file (or one it extends) with a sweep: section."""
-    return "sweep" in read_with_bases(Path(path), Origin(str(path)), ())
+    return "sweep" in read_raw(Path(path))[0]
 
 
 def check_settings(settings: SweepSettings, origin: Origin) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,9 +45,18 @@ def git_commit() -> str | None:
         return None
 
 
+# user:password@ in a URL argument (`sweep --storage postgresql://...`): never in a run folder
+URL_PASSWORD = re.compile(r"(://[^/\s:@]*:)\S*@")   # greedy: an unescaped @ in it too
+
+
+def masked(args: list[str]) -> list[str]:
+    """The command line with any URL's password replaced by ***."""
+    return [URL_PASSWORD.sub(r"\1***@", a) for a in args]
+
+
 def start(config: Config) -> dict:
     """The manifest as written when a run begins."""
-    return {"status": "running", "config": config.name, "command": sys.argv[1:],
+    return {"status": "running", "config": config.name, "command": masked(sys.argv[1:]),
             "started": utc_now().isoformat(timespec="seconds"), "finished": None,
             "versions": versions(), "git_commit": git_commit(), "devices": devices(),
             "seeds": {"data": config.data.seed, "train": config.train.seed}}
