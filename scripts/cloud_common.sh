@@ -1,10 +1,10 @@
 # shellcheck shell=bash
-# What the Google Cloud scripts share: option checks, the --dry-run printer, the GPU stack's
-# default image family, Kaggle credentials for a VM, and the ssh/scp steps that make a fresh
-# Deep Learning VM ready (GPU up, make, Docker, the NVIDIA Container Toolkit).
-# Source it after setting PROG (the script's name in messages) and DRY_RUN; vm_ssh and vm_scp
-# also read GCLOUD (an array: gcloud and its --project) and ZONE. scripts/cloud_sweep.sh sources
-# it; scripts/cloud_vm.sh still has its own copy of these steps (its tests run it as a lone file).
+# What the Google Cloud scripts share: their common options and defaults, the --dry-run
+# printer, the GPU stack's default image family, Kaggle credentials for a VM, and the gcloud
+# steps that create a VM and make a fresh Deep Learning VM ready (GPU up, make, Docker, the
+# NVIDIA Container Toolkit). scripts/cloud_vm.sh and scripts/cloud_sweep.sh source it.
+# Set PROG (the script's name in messages) before sourcing; vm_ssh and vm_scp read GCLOUD (an
+# array: gcloud and its --project) and ZONE, which start_work and set_defaults set.
 
 die() { echo "$PROG: $*" >&2; exit 2; }
 
@@ -30,6 +30,61 @@ run() {
     fi
 }
 
+# The options both scripts take, as OPTION=VARIABLE: a value option sets VARIABLE to its value,
+# a flag sets it to true. Each script appends its own before parse_options.
+VALUE_OPTIONS=(--zone=ZONE --gpu=GPU --gpu-count=GPU_COUNT --machine-type=MACHINE_TYPE
+    --image-family=IMAGE_FAMILY --disk-size=DISK_SIZE --project=PROJECT)
+FLAG_OPTIONS=(--spot=SPOT --keep=KEEP --dry-run=DRY_RUN)
+
+# set_defaults REPO: those options at their defaults (the image family from REPO's GPU stack),
+# and the constants both scripts use on a VM.
+# shellcheck disable=SC2034  # the scripts read them
+set_defaults() {
+    ZONE=us-central1-a
+    GPU=nvidia-tesla-t4
+    GPU_COUNT=1
+    MACHINE_TYPE=n1-standard-8
+    IMAGE_FAMILY=$(stack_image_family "$1") || exit 2
+    IMAGE_PROJECT=deeplearning-platform-release
+    DISK_SIZE=100GB
+    PROJECT=""
+    SPOT=false
+    KEEP=false
+    DRY_RUN=false
+    REMOTE_DIR=digit-job     # the repository on the VM, relative to the ssh user's home
+}
+
+# option_variable OPTION OPTION=VARIABLE...: the VARIABLE that OPTION sets, or status 1.
+option_variable() {
+    local option=$1 pair
+    shift
+    for pair in "$@"; do
+        [[ ${pair%%=*} == "$option" ]] && { printf '%s\n' "${pair#*=}"; return 0; }
+    done
+    return 1
+}
+
+# parse_options ARG...: each of VALUE_OPTIONS and FLAG_OPTIONS into its variable; -h or --help
+# prints the script's usage and exits; anything else is one line and exit 2.
+parse_options() {
+    local variable
+    while [[ $# -gt 0 ]]; do
+        if variable=$(option_variable "$1" "${VALUE_OPTIONS[@]}"); then
+            need_value "$@"
+            printf -v "$variable" '%s' "$2"
+            shift 2
+        elif variable=$(option_variable "$1" "${FLAG_OPTIONS[@]}"); then
+            printf -v "$variable" '%s' true
+            shift
+        elif [[ $1 == -h || $1 == --help ]]; then
+            usage
+            exit 0
+        else
+            die "unknown option $1 (see --help)"
+        fi
+    done
+}
+
 # The GPU stack's one place: the image's CUDA wheel pins and the VM image family they fit.
 stack_image_family() {   # stack_image_family REPO: the vm-image-family line of its stack file
     local stack=$1/docker/cuda-constraints.txt family
@@ -37,6 +92,20 @@ stack_image_family() {   # stack_image_family REPO: the vm-image-family line of 
     family=$(sed -n 's/^# vm-image-family: *//p' "$stack")
     [[ -n $family ]] || die "$stack has no vm-image-family line"
     printf '%s\n' "$family"
+}
+
+# start_work: GCLOUD (gcloud, with --project when given), WORK (a new temporary folder; in a
+# dry run only the name mktemp would make, and nothing is created) and CREDENTIALS.
+start_work() {
+    GCLOUD=(gcloud)
+    [[ -n $PROJECT ]] && GCLOUD+=(--project "$PROJECT")
+    if $DRY_RUN; then
+        WORK="${TMPDIR:-/tmp}/${PROG%.sh}.XXXXXX"
+    else
+        command -v gcloud >/dev/null || die "gcloud not found: install the Google Cloud CLI"
+        WORK=$(mktemp -d)
+    fi
+    find_credentials
 }
 
 # Kaggle credentials as one file for the VM's ~/.kaggle (mounted read-only into the container),
@@ -73,6 +142,26 @@ vm_ssh() {   # vm_ssh VM COMMAND: run COMMAND on VM (keepalives: training runs f
 
 vm_scp() {   # vm_scp FROM TO, either side VM:path
     run "${GCLOUD[@]}" compute scp --zone "$ZONE" --quiet "$@"
+}
+
+# archive_head WHO: git HEAD as WORK/repo.tar.gz, what WHO ("the VM", "the VMs") gets.
+archive_head() {
+    $DRY_RUN || [[ -z $(git status --porcelain --untracked-files=no) ]] ||
+        echo "$PROG: uncommitted changes are not copied: $1 gets git HEAD" >&2
+    run git archive --format=tar.gz -o "$WORK/repo.tar.gz" HEAD
+}
+
+# create_vm VM [FLAG...]: VM from the image family with the GPU options, and FLAGs. A Spot VM
+# is stopped when preempted (STOP keeps its disk: for --keep, and for the files on it).
+create_vm() {
+    local create=(compute instances create "$1" --zone "$ZONE" --machine-type "$MACHINE_TYPE"
+        --accelerator "type=$GPU,count=$GPU_COUNT" --maintenance-policy TERMINATE
+        --image-family "$IMAGE_FAMILY" --image-project "$IMAGE_PROJECT"
+        --boot-disk-size "$DISK_SIZE" --metadata install-nvidia-driver=True "${@:2}")
+    if $SPOT; then
+        create+=(--provisioning-model SPOT --instance-termination-action STOP)
+    fi
+    run "${GCLOUD[@]}" "${create[@]}"
 }
 
 # sshd comes up a little after the VM, and the driver is installed on first boot.

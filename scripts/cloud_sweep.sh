@@ -63,56 +63,21 @@ EOF
 
 PROG=cloud_sweep.sh
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=scripts/cloud_common.sh disable=SC1091  # followed with shellcheck -x
-source "$REPO/scripts/cloud_common.sh"
-DRY_RUN=false
-DEFAULT_IMAGE_FAMILY=$(stack_image_family "$REPO") || exit 2
-
+# shellcheck source-path=SCRIPTDIR disable=SC1091  # shellcheck -x follows it
+source "$(dirname "$0")/cloud_common.sh"
+set_defaults "$REPO"
 STORAGE_ENV=""
 SUMMARY_ENV=""
 VMS=""
 PREFIX="digit-sweep-$(date -u +%Y%m%d-%H%M%S)"
-ZONE=us-central1-a
-GPU=nvidia-tesla-t4
-GPU_COUNT=1
-MACHINE_TYPE=n1-standard-8
-IMAGE_FAMILY=$DEFAULT_IMAGE_FAMILY
-IMAGE_PROJECT=deeplearning-platform-release
-DISK_SIZE=100GB
-PROJECT=""
 TAG=digit-sweep
 CONFIG=configs/sweep.yaml
 STUDY=""
 DOCTOR_CONFIG=""
-SPOT=false
-KEEP=false
-REMOTE_DIR=digit-job     # the repository on the VM, relative to the ssh user's home
 REMOTE_ENV=optuna.env    # the storage env file on the VM, in the ssh user's home
-
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        --storage-env) need_value "$@"; STORAGE_ENV=$2; shift 2 ;;
-        --summary-env) need_value "$@"; SUMMARY_ENV=$2; shift 2 ;;
-        --vms) need_value "$@"; VMS=$2; shift 2 ;;
-        --name) need_value "$@"; PREFIX=$2; shift 2 ;;
-        --zone) need_value "$@"; ZONE=$2; shift 2 ;;
-        --gpu) need_value "$@"; GPU=$2; shift 2 ;;
-        --gpu-count) need_value "$@"; GPU_COUNT=$2; shift 2 ;;
-        --machine-type) need_value "$@"; MACHINE_TYPE=$2; shift 2 ;;
-        --image-family) need_value "$@"; IMAGE_FAMILY=$2; shift 2 ;;
-        --disk-size) need_value "$@"; DISK_SIZE=$2; shift 2 ;;
-        --project) need_value "$@"; PROJECT=$2; shift 2 ;;
-        --tag) need_value "$@"; TAG=$2; shift 2 ;;
-        --config) need_value "$@"; CONFIG=$2; shift 2 ;;
-        --study) need_value "$@"; STUDY=$2; shift 2 ;;
-        --doctor-config) need_value "$@"; DOCTOR_CONFIG=$2; shift 2 ;;
-        --spot) SPOT=true; shift ;;
-        --keep) KEEP=true; shift ;;
-        --dry-run) DRY_RUN=true; shift ;;
-        -h | --help) usage; exit 0 ;;
-        *) die "unknown option $1 (see --help)" ;;
-    esac
-done
+VALUE_OPTIONS+=(--storage-env=STORAGE_ENV --summary-env=SUMMARY_ENV --vms=VMS --name=PREFIX
+    --tag=TAG --config=CONFIG --study=STUDY --doctor-config=DOCTOR_CONFIG)
+parse_options "$@"
 
 # check_env_file OPTION FILE: the file as an absolute path, or one line on why it will not do.
 # The URL's value is never printed; the file holds one unquoted line, as docker --env-file reads.
@@ -214,16 +179,7 @@ vm_name() { printf '%s-%s\n' "$PREFIX" "$1"; }
 echo "$PROG: study $STUDY on $(vm_name "1..$VMS") in $ZONE, $GPU_COUNT x $GPU" \
     "each$($SPOT && echo ' (spot)'), config $CONFIG, storage from $STORAGE_ENV" >&2
 
-GCLOUD=(gcloud)
-[[ -n $PROJECT ]] && GCLOUD+=(--project "$PROJECT")
-
-if $DRY_RUN; then
-    WORK="${TMPDIR:-/tmp}/cloud_sweep.XXXXXX"   # what mktemp would make; nothing is created
-else
-    command -v gcloud >/dev/null || die "gcloud not found: install the Google Cloud CLI"
-    WORK=$(mktemp -d)
-fi
-find_credentials
+start_work
 
 TRIALS=runs/sweeps/$STUDY/trials                 # here and, under REMOTE_DIR, on each VM
 # The make on a VM gets the URL from its env file (never empty: storage "auto" would be a
@@ -382,19 +338,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-$DRY_RUN || [[ -z $(git status --porcelain --untracked-files=no) ]] ||
-    echo "$PROG: uncommitted changes are not copied: the VMs get git HEAD" >&2
-run git archive --format=tar.gz -o "$WORK/repo.tar.gz" HEAD
-
+archive_head "the VMs"
 for ((i = 1; i <= VMS; i++)); do
-    CREATE=(compute instances create "$(vm_name "$i")" --zone "$ZONE" --machine-type "$MACHINE_TYPE"
-        --accelerator "type=$GPU,count=$GPU_COUNT" --maintenance-policy TERMINATE
-        --image-family "$IMAGE_FAMILY" --image-project "$IMAGE_PROJECT"
-        --boot-disk-size "$DISK_SIZE" --metadata install-nvidia-driver=True --tags "$TAG")
-    # Spot: preemption stops the VM, keeping its disk and the trial folders on it for fetch_all.
-    $SPOT && CREATE+=(--provisioning-model SPOT --instance-termination-action STOP)
     CREATED+=("$(vm_name "$i")")   # from here on a half-created VM is deleted too
-    run "${GCLOUD[@]}" "${CREATE[@]}"
+    create_vm "$(vm_name "$i")" --tags "$TAG"
 done
 
 each_vm setup_vm

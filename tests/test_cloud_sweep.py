@@ -235,9 +235,12 @@ def test_help_names_every_option_and_says_preemption_is_retried(repo):
     result = sweep_script(repo, "--help")
     assert result.returncode == 0 and result.stderr == ""
     text = result.stdout
-    source = (repo / "scripts" / "cloud_sweep.sh").read_text()
-    options = re.findall(r"^\s+(--[a-z-]+)\)", source, re.MULTILINE)
-    assert len(options) >= 15
+    # the options it takes: the OPTION=VARIABLE words of VALUE_OPTIONS and FLAG_OPTIONS, those
+    # of cloud_common.sh and those cloud_sweep.sh adds
+    source = "".join((repo / "scripts" / name).read_text() for name in SCRIPTS)
+    tables = re.findall(r"^(?:VALUE|FLAG)_OPTIONS\+?=\(([^)]*)\)", source, re.MULTILINE)
+    options = re.findall(r"(--[a-z-]+)=[A-Z_]+", " ".join(tables))
+    assert len(options) >= 18 and "--storage-env" in options and "--dry-run" in options
     for option in options:
         assert re.search(rf"^  {option}\b", text, re.MULTILINE), option
     assert "OPTUNA_STORAGE=postgresql://user:password@host:5432/db" in text

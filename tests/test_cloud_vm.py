@@ -118,7 +118,8 @@ def run_cloud_vm(host, tmp_path, *args: str, fail_on: str = ""):
     write_tool(fake_bin, "git", GIT_STANDIN)
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
-    shutil.copy2(ROOT / "scripts" / "cloud_vm.sh", repo / "scripts")
+    for name in ("cloud_vm.sh", "cloud_common.sh"):     # cloud_vm.sh sources cloud_common.sh
+        shutil.copy2(ROOT / "scripts" / name, repo / "scripts")
     shutil.copytree(ROOT / "configs", repo / "configs")
     (repo / "docker").mkdir()
     shutil.copy2(ROOT / "docker" / "cuda-constraints.txt", repo / "docker")
