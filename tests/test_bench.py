@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras"]
 
@@ -23,6 +25,7 @@ def run_bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
         capture_output=True, text=True, cwd=tmp_path, timeout=600)
 
 
+@pytest.mark.slow   # ~45 s: 4 models x 2 sizes x 2 rounds; `make bench` is a tool, not the job
 def test_bench_measures_every_model_in_rounds_and_writes_the_table_and_json(tmp_path):
     result = run_bench(tmp_path, "--rows", "600", "300", "--epochs", "2", "--rounds", "2")
     assert result.returncode == 0, result.stderr[-2000:]
