@@ -74,14 +74,11 @@ def work(worker: Worker) -> None:
                 continue
             worker.study.sampler = space.make_sampler(worker.sweep, space.trial_seed(
                 worker.sweep, len(worker.study.get_trials(deepcopy=False)), worker.index))
-            surplus: list[bool] = []
-            with quiet.experimental():
-                worker.study.optimize(lambda trial: run_trial(worker, trial, surplus),
+            with quiet.experimental():   # a Surplus trial did nothing: the loop then waits
+                worker.study.optimize(lambda trial: run_trial(worker, trial),
                                       n_trials=1, catch=(TrainingError, Surplus),
                                       callbacks=[lambda study, _: write_summary(worker)])
             free_memory()
-            if surplus:
-                break
         interrupt.check("the sweep, between trials")
     worker.log(f"sweep {worker.sweep.settings.study}: nothing left for this worker")
 
@@ -133,14 +130,10 @@ def frozen_of(study, trial):
                 if t.number == trial.number)
 
 
-def run_trial(worker: Worker, trial, surplus: list[bool]) -> float:
+def run_trial(worker: Worker, trial) -> float:
     """Optuna's objective: one trial's run, trained or resumed, and its objective value."""
     import optuna
-    try:
-        claim(worker, trial)
-    except Surplus:
-        surplus.append(True)
-        raise
+    claim(worker, trial)
     values = space.suggest(trial, worker.sweep)
     shown = ", ".join(f"{k}={v}" for k, v in space.hparams(values).items())
     try:
