@@ -166,6 +166,15 @@ def describe(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else printable(str(value))
 
 
+# user:password@ in a URL (an unescaped @ in the password too: the match runs to the last @)
+URL_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^/\s:@]*:)\S*@")
+
+
+def hide_passwords(text: str) -> str:
+    """Text with every URL's password replaced by ***, for anything written or printed."""
+    return URL_PASSWORD.sub(r"\1***@", text)
+
+
 def printable(text: str, limit: int = 60) -> str:
     """Text for a one-line message: line breaks and control characters escaped, cut short."""
     text = re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]",

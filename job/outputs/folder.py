@@ -12,7 +12,7 @@ from typing import Any
 
 from job.config.values import printable as one_line
 from job.errors import RunError
-from job.system.files import write_atomic
+from job.system.files import replace_link, write_atomic
 
 LATEST = "latest"
 MANIFEST = "manifest.json"
@@ -79,11 +79,7 @@ def create_run(runs_dir: Path, config_name: str, now: dt.datetime | None = None,
 
 def mark_latest(run: Run) -> None:
     """Point runs/latest at `run`, replacing the old link in one rename."""
-    link = run.path.parent / LATEST
-    tmp = run.path.parent / f".{LATEST}.tmp"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(run.path.name, target_is_directory=True)
-    os.replace(tmp, link)
+    replace_link(run.path.parent / LATEST, run.path.name)
 
 
 def find_runs(runs_dir: Path) -> list[Run]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import platform
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import job
 from job.config import Config
+from job.config.values import hide_passwords
 from job.outputs.folder import utc_now
 
 
@@ -45,13 +45,10 @@ def git_commit() -> str | None:
         return None
 
 
-# user:password@ in a URL argument (`sweep --storage postgresql://...`): never in a run folder
-URL_PASSWORD = re.compile(r"(://[^/\s:@]*:)\S*@")   # greedy: an unescaped @ in it too
-
-
 def masked(args: list[str]) -> list[str]:
-    """The command line with any URL's password replaced by ***."""
-    return [URL_PASSWORD.sub(r"\1***@", a) for a in args]
+    """The command line with any URL's password replaced by *** (`sweep --storage
+    postgresql://...`): a run folder never holds one."""
+    return [hide_passwords(a) for a in args]
 
 
 def start(config: Config) -> dict:

@@ -10,18 +10,16 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import re
 import shlex
 import warnings
 from pathlib import Path
 from typing import Any
 
-from job.config.values import printable
+from job.config.values import hide_passwords, printable
 from job.errors import RunError
 from job.outputs.folder import MANIFEST, read_run
 from job.sweep import quiet
-from job.system.files import write_atomic
+from job.system.files import replace_link, write_atomic
 
 BEST = "best"
 PICTURES_DIR = "pictures"
@@ -32,8 +30,6 @@ PICTURES = {   # plot_<name> in optuna.visualization.matplotlib → heading in s
 }
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 NOT_HERE = "not here"
-# user:password@ in a database URL that an error message quoted: never written out
-CREDENTIALS = re.compile(r"([A-Za-z][\w+.-]*://)[^\s/@]+@")
 
 
 def summarize(study, sweep_dir: Path) -> dict:
@@ -103,7 +99,7 @@ def finite(value: float | None) -> float | None:
 
 
 def scrubbed(text: Any) -> str | None:
-    return None if text is None else CREDENTIALS.sub(r"\1***@", str(text))
+    return None if text is None else hide_passwords(str(text))
 
 
 def write_summary(study, sweep_dir: Path) -> Path:
@@ -131,10 +127,7 @@ def link_best(sweep_dir: Path, run: str | None) -> None:
     if link.exists() and not link.is_symlink():
         raise RunError(f"{link}: exists and is not a link; move it away and rebuild the "
                        "summary with `python -m job sweep-summary`")
-    tmp = sweep_dir / f".{BEST}.{os.getpid()}.tmp"   # per process: workers share the folder
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(Path(run).as_posix(), target_is_directory=True)
-    os.replace(tmp, link)
+    replace_link(link, Path(run).as_posix())
 
 
 def save_pictures(folder: Path, pictures: dict[str, bytes]) -> None:

@@ -32,3 +32,14 @@ def write_atomic(path: Path, content: str | bytes | Callable[[BinaryIO], None], 
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def replace_link(link: Path, target: str) -> None:
+    """Point the symlink `link` at `target` (relative to it) in one rename: a reader sees
+    the old target or the new one. The temporary link is named per process, since several
+    workers may replace the same link at once."""
+    link = Path(link)
+    tmp = link.parent / f".{link.name}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target, target_is_directory=True)
+    os.replace(tmp, link)
