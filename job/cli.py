@@ -13,12 +13,11 @@ import tempfile
 from pathlib import Path
 
 from job.errors import ConfigError, JobError, RunError
-from job.system.interrupt import Interrupted
+from job.system.interrupt import EXIT_CODE, Interrupted
 
 EXIT_PROBLEMS = 1     # doctor: the machine cannot run the config; its lines say why
 EXIT_JOB_ERROR = 2
-# EX_TEMPFAIL: "try again later" — what a scheduler should read from a preempted run.
-EXIT_INTERRUPTED = 75
+EXIT_INTERRUPTED = EXIT_CODE   # 75, EX_TEMPFAIL: "try again later"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

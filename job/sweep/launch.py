@@ -23,7 +23,7 @@ from job.system.files import write_atomic
 
 Log = Callable[[str], None]
 WORKER_ENV = "JOB_SWEEP_WORKER"      # set on the processes started here: their index
-EXIT_INTERRUPTED = 75
+EXIT_INTERRUPTED = interrupt.EXIT_CODE    # what a stopped worker exits with
 
 
 def run_sweep(sweep: Sweep, cli_storage: str | None, workers: int, argv: list[str],
@@ -38,7 +38,6 @@ def run_sweep(sweep: Sweep, cli_storage: str | None, workers: int, argv: list[st
                           "train alone; unset TF_CONFIG and use distribute: auto")
     folder = worker.sweep_folder(sweep)
     url = storage.choose_url(cli_storage, sweep.settings.storage, folder)
-    storage.check_url(url, warn)
     if url.startswith("sqlite"):   # the embedded database lives in the folder
         folder.mkdir(parents=True, exist_ok=True)
     study = worker.connect(sweep, url, warn)      # unreachable: one line, before any trial

@@ -12,6 +12,8 @@ import signal
 from typing import Iterator
 
 
+# EX_TEMPFAIL: "try again later" — what a scheduler should read from a preempted run.
+EXIT_CODE = 75
 _requested: list[int] = []
 _active: list[bool] = []
 
