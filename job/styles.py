@@ -20,6 +20,7 @@ class Style:
 STYLES = {
     "tf": Style("job.train.tf_loop", "plain TensorFlow loop"),
     "keras": Style("job.train.keras_fit", "Keras fit"),
+    "torch": Style("job.train.torch_loop", "plain PyTorch loop"),
 }
 
 ARCHS = ("ffn", "cnn", "lstm")

@@ -151,14 +151,16 @@ def test_a_cycle_is_caught():
 
 
 def test_nothing_heavy_loads_at_import_time():
-    """The config is checked before TensorFlow loads, so importing the job's modules
-    (all but the loops and nets, which are TensorFlow) loads none of it."""
+    """The config is checked before TensorFlow or torch loads, so importing the job's
+    modules (all but the loops and nets, which are the frameworks) loads none of them."""
     light = [m for m in job_sources() if room(m) != "nets"
              and m not in ("job.__main__", "job.train.tf_loop", "job.train.keras_fit",
+                           "job.train.torch_loop", "job.train.torch_optim",
                            "job.train.inputs", "job.train.adam", "job.train.loss_scale")]
     code = ("import importlib, sys\n"
             f"for m in {light!r}: importlib.import_module(m)\n"
-            "print(sorted(n for n in ('tensorflow', 'keras', 'kaggle', 'sklearn', 'matplotlib')"
+            "print(sorted(n for n in ('tensorflow', 'keras', 'torch', 'kaggle', 'sklearn',"
+            " 'matplotlib')"
             " if n in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                          text=True, timeout=120, check=True).stdout

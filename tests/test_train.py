@@ -1,4 +1,4 @@
-"""The two training styles: same input order, same logging, same numbers."""
+"""The three training styles: same input order, same logging, same numbers."""
 
 
 import keras
@@ -8,10 +8,11 @@ import tensorflow as tf
 
 from job.config import CNNSpec, EarlyStoppingConfig, FFNSpec, LSTMSpec, TrainConfig
 from job.errors import TrainingError
-from job.train import inputs, keras_fit, tf_loop
+from job.train import inputs, keras_fit, tf_loop, torch_loop
 from job.train.task import Split, Task
 
-FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit}
+FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit, "torch": torch_loop.fit}
+STYLES = list(FIT)
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +60,21 @@ def test_last_partial_batch_is_kept():
 
 @pytest.mark.parametrize("arch", ["ffn", "cnn", "lstm"])
 def test_styles_compute_the_same_training(tmp_path, split, arch):
-    """Identical init, order and Adam: without dropout the histories agree closely."""
+    """Identical init, order and Adam: without dropout the histories agree closely, in
+    all three frameworks (float32 sums in another order drift apart a little per step)."""
     histories = {}
-    for style in ("tf", "keras"):
+    for style in STYLES:
         trained = FIT[style](task(tmp_path, arch, style, epochs=2), split, lambda line: None)
         histories[style] = trained.history
         assert trained.epochs_run == 2
-    for tf_row, keras_row in zip(histories["tf"], histories["keras"]):
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            assert tf_row[key] == pytest.approx(keras_row[key], rel=2e-3, abs=2e-3), key
+    for other in ("keras", "torch"):
+        for tf_row, row in zip(histories["tf"], histories[other]):
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                assert row[key] == pytest.approx(tf_row[key], rel=2e-3, abs=2e-3), (other, key)
 
 
-@pytest.mark.parametrize("style", ["tf", "keras"])
-def test_log_every_n_epochs_in_both_styles(tmp_path, split, style):
+@pytest.mark.parametrize("style", STYLES)
+def test_log_every_n_epochs_in_every_style(tmp_path, split, style):
     lines = []
     FIT[style](task(tmp_path, style=style, epochs=5, log_every=2), split, lines.append)
     epochs = [line.split("epoch")[1].split()[0] for line in lines if " epoch " in line]
@@ -79,7 +82,7 @@ def test_log_every_n_epochs_in_both_styles(tmp_path, split, style):
     assert all(line.startswith(f"ffn-{style}") for line in lines)
 
 
-@pytest.mark.parametrize("style", ["tf", "keras"])
+@pytest.mark.parametrize("style", STYLES)
 def test_early_stopping_ends_training_and_restores_best(tmp_path, split, style):
     lines = []
     stopping = EarlyStoppingConfig(monitor="loss", mode="max", patience=1)
@@ -91,27 +94,30 @@ def test_early_stopping_ends_training_and_restores_best(tmp_path, split, style):
     assert any("early stop after epoch 2" in line for line in lines)
 
 
-@pytest.mark.parametrize("style", ["tf", "keras"])
+@pytest.mark.parametrize("style", STYLES)
 def test_non_finite_loss_is_a_clear_error(tmp_path, split, style):
     with pytest.raises(TrainingError, match=rf"ffn-{style}: training loss became (nan|inf) "
                                             r"at epoch 1; lower train.learning_rate"):
         FIT[style](task(tmp_path, style=style, learning_rate=1e30), split, lambda line: None)
 
 
-@pytest.mark.parametrize("style", ["tf", "keras"])
+@pytest.mark.parametrize("style", STYLES)
 def test_predictions_and_saved_model(tmp_path, split, style):
     """Predictions come in file order, as float32, the last smaller batch included (200
     rows in batches of 64), and agree with the saved model applied to all rows at once."""
-    trained = FIT[style](task(tmp_path, style=style, epochs=1, steps_per_execution=4), split,
-                         lambda line: None)
+    trained_task = task(tmp_path, style=style, epochs=1, steps_per_execution=4)
+    trained = FIT[style](trained_task, split, lambda line: None)
     logits = trained.predict_logits(split.val_x)
     assert logits.shape == (len(split.val_x), 10) and logits.dtype == np.float32
     folder = tmp_path / "models"
     folder.mkdir()
     trained.save(folder)
-    saved = folder / ("ffn-tf" if style == "tf" else "ffn-keras.keras")
+    saved = folder / {"tf": "ffn-tf", "keras": "ffn-keras.keras", "torch": "ffn-torch.pt"}[style]
     assert [p.name for p in folder.iterdir()] == [saved.name]   # no temp files left
-    if style == "tf":
+    if style == "torch":   # rebuilt from the spec, its state dict loaded, on the CPU
+        probabilities = tf.nn.softmax(torch_loop.load_predictor(folder, trained_task)(
+            split.val_x)).numpy()
+    elif style == "tf":
         probabilities = tf.saved_model.load(str(saved)).signatures["serving_default"](
             pixels=tf.constant(split.val_x))["probabilities"].numpy()
     else:
@@ -171,10 +177,11 @@ def test_augmentation_is_fixed_by_seed_epoch_and_batch():
     assert float(np.abs(plain[0] - run[0]).mean()) < 0.3        # distorted, not destroyed
 
 
-def test_both_styles_see_the_same_augmented_batches(tmp_path, split):
+def test_every_style_sees_the_same_augmented_batches(tmp_path, split):
     from job.config import AugmentConfig
     aug = AugmentConfig(rotation_degrees=10, zoom=0.1, shift=0.1)
     histories = {style: FIT[style](task(tmp_path / style, style=style, epochs=2, augment=aug),
-                                   split, lambda l: None).history for style in ("tf", "keras")}
-    for a, b in zip(histories["tf"], histories["keras"]):
-        assert a["loss"] == pytest.approx(b["loss"], rel=2e-3)
+                                   split, lambda l: None).history for style in STYLES}
+    for other in ("keras", "torch"):
+        for a, b in zip(histories["tf"], histories[other]):
+            assert b["loss"] == pytest.approx(a["loss"], rel=2e-3), other

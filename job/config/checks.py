@@ -18,6 +18,10 @@ def check_config(config: Config, origin: Origin) -> None:
     check_ensemble(config.ensemble, config.models, origin)
     if config.runtime.distribute == "multi_worker":
         check_multi_worker(config.trained_models, origin.where("runtime.distribute"))
+    if config.runtime.distribute != "auto":
+        problem = torch_across_devices(config.trained_models, config.runtime.distribute)
+        if problem:
+            raise ConfigError(f"{origin.where('runtime.distribute')}: {problem}")
     check_message(config.kaggle.message, origin)
 
 
@@ -76,6 +80,17 @@ def keras_across_workers(models: tuple[str, ...]) -> str | None:
             "tensorflow/tensorflow#72388): train only the "
             "-tf models across machines, or unset TF_CONFIG (runtime.distribute: mirrored uses "
             "every GPU of one machine in both styles)")
+
+
+def torch_across_devices(models: tuple[str, ...], kind: str) -> str | None:
+    """Why these models cannot train under the `kind` strategy, or None: data parallelism
+    is built for the TensorFlow styles only; the torch style trains on one device."""
+    torch_models = [m for m in models if m.endswith("-torch")]
+    if kind in ("none", "auto") or not torch_models:
+        return None
+    return (f"{', '.join(torch_models)} train on one device: the torch style has no data "
+            f"parallelism ({kind} is for the -tf and -keras models); set runtime.distribute: "
+            "none, or train the torch models in a run of their own")
 
 
 def check_message(template: str, origin: Origin) -> None:

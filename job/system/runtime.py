@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from job.config import RuntimeConfig
-from job.config.checks import keras_across_workers
+from job.config.checks import keras_across_workers, torch_across_devices
 from job.errors import DeviceError
 
 COMPUTE_DTYPES = {"float32": "float32", "mixed_float16": "float16",
@@ -81,9 +81,12 @@ def choose_strategy(config: RuntimeConfig, gpus: int, spec: dict | None) -> str:
 
 
 def check_models(runtime: Runtime, models: tuple[str, ...]) -> None:
-    """Under TF_CONFIG's multi-worker strategy, refuse what cannot train across workers
-    (runtime.distribute: multi_worker is refused by the config check already)."""
+    """Refuse what cannot train under the strategy `auto` resolved to: Keras across
+    workers (TF_CONFIG), torch on more than one device (an explicit runtime.distribute
+    is refused by the config check already)."""
     problem = keras_across_workers(models) if runtime.kind == "multi_worker" else None
+    # runtime.distribute: auto becomes mirrored on a machine with several GPUs.
+    problem = problem or torch_across_devices(models, runtime.kind)
     if problem:
         raise DeviceError(f"models: {problem}")
 
@@ -97,6 +100,13 @@ def setup(config: RuntimeConfig) -> Runtime:
     # The multi-worker strategy must be created before anything lists or touches devices.
     strategy = tf.distribute.MultiWorkerMirroredStrategy() if kind == "multi_worker" else None
     gpus = tf.config.list_physical_devices("GPU")
+    # Memory on demand, not all of it at the first op: a torch model of the same run
+    # allocates from the same GPU (and a doctor or second process can share it).
+    for gpu in gpus:
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:   # already initialised by the multi-worker strategy
+            pass
     if config.require_gpu and not gpus:
         raise DeviceError(
             "runtime.require_gpu is true but TensorFlow sees no GPU: on a GPU machine check "

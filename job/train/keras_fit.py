@@ -36,13 +36,8 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        record = progress.epoch_record(epoch, logs or {}, time.perf_counter() - self.started,
-                                       learning_rate)
-        self.history.append(record)
-        progress.check_finite(self.task.name, record)
-        epochs = self.task.train.epochs
-        if progress.should_log(epoch, self.task.train.log_every, epochs):
-            self.log(progress.format_epoch(self.task.name, record, epochs))
+        progress.end_epoch(self.task, self.history, epoch, logs or {},
+                           time.perf_counter() - self.started, learning_rate, self.log)
 
 
 class Report(keras.callbacks.Callback):

@@ -46,6 +46,18 @@ def format_epoch(name: str, record: dict, epochs: int) -> str:
             f"{record['seconds']:.1f}s")
 
 
+def end_epoch(task: Task, history: list[dict], epoch: int, logs: dict, seconds: float,
+              learning_rate: float, log: Callable[[str], None]) -> dict:
+    """What every loop does with a finished epoch before TensorBoard sees it: record it,
+    fail on a NaN loss, print it every `log_every` epochs."""
+    record = epoch_record(epoch, logs, seconds, learning_rate)
+    history.append(record)
+    check_finite(task.name, record)
+    if should_log(epoch, task.train.log_every, task.train.epochs):
+        log(format_epoch(task.name, record, task.train.epochs))
+    return record
+
+
 def format_stop(name: str, stopped_epoch: int, best_epoch: int, monitor: str) -> str:
     """Said when early stopping ends a model's training."""
     return (f"{name:<10} early stop after epoch {stopped_epoch}: no {monitor} improvement; "

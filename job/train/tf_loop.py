@@ -113,12 +113,8 @@ def run_epochs(state: State, steps: tuple, task: Task, split: Split,
             logs = {"loss": loss, "accuracy": accuracy,
                     "val_loss": val_loss, "val_accuracy": val_accuracy}
             learning_rate = float(state.optimizer.learning_rate.numpy())
-            record = progress.epoch_record(epoch, logs, time.perf_counter() - start,
-                                           learning_rate)
-            history.append(record)
-            progress.check_finite(task.name, record)
-            if progress.should_log(epoch, train_cfg.log_every, train_cfg.epochs):
-                log(progress.format_epoch(task.name, record, train_cfg.epochs))
+            record = progress.end_epoch(task, history, epoch, logs,
+                                        time.perf_counter() - start, learning_rate, log)
             write_scalars(writers, epoch, logs, learning_rate)
             if task.report:
                 task.report(record)

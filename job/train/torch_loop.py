@@ -1,0 +1,283 @@
+"""Plain PyTorch training: an autograd step per batch, run epoch by epoch.
+
+The batches are the shared tf.data pipeline's (`job.train.inputs`, augmentation
+included), read as NumPy and moved to the device; early stopping, the learning-rate
+schedule, the checkpoint format, log lines and TensorBoard tags are the ones the TF
+loop uses. What is torch's own: autograd, torch.autocast for mixed precision (Keras'
+loss scaling under float16), torch.compile for `runtime.jit_compile`, one device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.tensorboard import SummaryWriter
+
+from job.errors import DeviceError, RunError
+from job.nets import torch as nets
+from job.nets.torch import set_weights, to_numpy, weights
+from job.system import interrupt
+from job.system.runtime import Runtime, local_runtime
+from job.train import checkpoint, inputs, progress, schedule
+from job.train.torch_optim import Adam, LossScale
+from job.train.early_stopping import EarlyStopping
+from job.train.task import Predictor, Split, Task, Trained
+
+BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn, "lstm": nets.build_lstm}
+AUTOCAST = {"mixed_float16": torch.float16, "mixed_bfloat16": torch.bfloat16}
+
+
+def fit(task: Task, split: Split, log: Callable[[str], None],
+        runtime: Runtime | None = None) -> Trained:
+    """Train `task` on `split` (from its last checkpoint, if any) and return the model."""
+    runtime = runtime or local_runtime()
+    device = choose_device(task.name, runtime)
+    share_threads()
+    torch.manual_seed(task.train.seed)
+    model = BUILDERS[task.arch](task.spec, task.train.seed, str(device))
+    optimizer = Adam(nets.trained_parameters(model), task.train.learning_rate)
+    scaler = LossScale() if runtime.scales_loss else None
+    state = State(model, optimizer, scaler)
+    stopper = EarlyStopping(task.train.early_stopping)
+    plateau = (schedule.Plateau(task.train.lr_schedule)
+               if task.train.lr_schedule.kind == "plateau" else None)
+    resumed = checkpoint.resume(task, log)
+    history = state.restore(resumed, stopper, plateau) if resumed else []
+    started = time.perf_counter() - (resumed.seconds if resumed else 0.0)
+    forward = torch.compile(model) if runtime.jit_compile else model
+    run_epochs(state, Steps(forward, state, runtime, device), task, split, history,
+               (stopper, plateau), resumed.epochs_done if resumed else 0, started, log)
+    if stopper.restore_best_weights and stopper.best_weights is not None:
+        set_weights(model, stopper.best_weights)
+    return progress.finish(task, nets.count_params(model), history, stopper, started,
+                           batched_predictor(model, task.train.batch_size, device),
+                           lambda folder: save_model(model, task, folder), log)
+
+
+def choose_device(name: str, runtime: Runtime) -> torch.device:
+    """The one device torch trains on: CUDA when TensorFlow found a GPU (so require_gpu
+    means the same for torch), else the CPU. Refuses more than one replica: data
+    parallelism is not built for this style (the config check refuses it earlier)."""
+    if runtime.replicas > 1 or runtime.kind != "none":
+        raise DeviceError(f"{name}: the torch style trains on one device; set "
+                          f"runtime.distribute: none (it resolved to {runtime.kind} with "
+                          f"{runtime.replicas} replicas)")
+    if any(":GPU" in d for d in runtime.devices):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"{name}: TensorFlow sees a GPU but torch {torch.__version__} "
+                              "does not; run `python -m job doctor` and check the driver "
+                              "runs torch's CUDA release")
+        return torch.device("cuda")
+    # A CUDA build of torch on a machine without a driver warns at its first backward
+    # pass that it cannot load CUDA; here that is known and decided already.
+    warnings.filterwarnings("ignore", message="CUDA initialization", category=UserWarning)
+    return torch.device("cpu")
+
+
+def share_threads() -> None:
+    """Use as many CPU threads as TensorFlow does: TF_NUM_INTRAOP_THREADS (how a sweep
+    shares the cores between workers) or TensorFlow's setting; unset, torch's default
+    (one per core), which is TensorFlow's default too."""
+    import tensorflow as tf
+    threads = (int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0)
+               or tf.config.threading.get_intra_op_parallelism_threads())
+    if threads:
+        torch.set_num_threads(threads)
+
+
+class State:
+    """What a checkpoint holds for the torch loop: model, optimizer, loss scale, dropout RNG."""
+
+    def __init__(self, model: nets.Net, optimizer: Adam, scaler: LossScale | None):
+        self.model, self.optimizer, self.scaler = model, optimizer, scaler
+
+    def optimizer_arrays(self) -> list[np.ndarray]:
+        values = self.optimizer.state() + (self.scaler.state() if self.scaler else [])
+        return [to_numpy(v) for v in values]
+
+    def save(self, task: Task, history: list[dict], stopper: EarlyStopping,
+             plateau: schedule.Plateau | None, seconds: float) -> None:
+        """Checkpoint after the epoch just recorded in `history`."""
+        arrays = {"model": weights(self.model), "optimizer": self.optimizer_arrays(),
+                  "rng": [to_numpy(self.model.generator.get_state())],
+                  "best": stopper.best_weights}
+        checkpoint.save(task.checkpoint_dir, len(history), arrays,
+                        checkpoint.small_state(history, stopper, seconds, plateau))
+
+    def restore(self, resumed: checkpoint.Resumed, stopper: EarlyStopping,
+                plateau: schedule.Plateau | None) -> list[dict]:
+        """Put a checkpoint back into the model, optimizer and trackers; its history."""
+        set_weights(self.model, resumed.arrays["model"])
+        values = list(resumed.arrays["optimizer"])
+        if self.scaler is not None:
+            values, scale = values[:-2], values[-2:]
+            self.scaler.load_state(scale)
+        self.optimizer.load_state(values)
+        self.model.generator.set_state(torch.from_numpy(resumed.arrays["rng"][0]))
+        checkpoint.restore_stopping(stopper, resumed.stopping, resumed.arrays["best"])
+        for name, value in (resumed.plateau or {}).items():
+            setattr(plateau, name, value)
+        return list(resumed.history)
+
+
+class Steps:
+    """One training step and a whole evaluation, each adding [summed loss, correct,
+    examples] into a tensor on the device, read once per epoch (no sync per batch)."""
+
+    def __init__(self, forward: Callable, state: State, runtime: Runtime, device: torch.device):
+        self.forward, self.state, self.device = forward, state, device
+        self.autocast = dict(device_type=device.type, dtype=AUTOCAST.get(runtime.mixed_precision),
+                             enabled=runtime.mixed_precision in AUTOCAST)
+
+    def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        # tf.data's arrays are read-only views: copy, as torch tensors may be written to.
+        return (torch.tensor(x, device=self.device), torch.tensor(y, device=self.device).long())
+
+    def sums(self, logits: torch.Tensor, y: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        correct = (logits.argmax(dim=1) == y).sum()
+        return torch.stack([losses.sum(), correct.float(), torch.tensor(float(len(y)),
+                                                                        device=y.device)])
+
+    def train(self, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
+        """Forward, mean loss over the batch, backward, one Adam step."""
+        model, optimizer, scaler = self.state.model, self.state.optimizer, self.state.scaler
+        x, y = self.to_device(x, y)
+        model.train()
+        with torch.autocast(**self.autocast):
+            logits = self.forward(x)
+        losses = F.cross_entropy(logits.float(), y, reduction="none")
+        loss = losses.mean()
+        optimizer.zero_grad()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale_loss(loss).backward()
+            if scaler.unscale(optimizer.params):   # an overflow skips the step
+                optimizer.step()
+        return self.sums(logits.detach(), y, losses.detach())
+
+    @torch.no_grad()
+    def evaluate(self, batches) -> torch.Tensor:
+        """The summed validation loss, correct count and size over `batches`."""
+        self.state.model.eval()
+        total = torch.zeros(3, device=self.device)
+        for x, y in batches:
+            x, y = self.to_device(x, y)
+            with torch.autocast(**self.autocast):
+                logits = self.forward(x)
+            total += self.sums(logits, y, F.cross_entropy(logits.float(), y, reduction="none"))
+        return total
+
+
+def run_epochs(state: State, steps: Steps, task: Task, split: Split, history: list[dict],
+               trackers: tuple, first_epoch: int, started: float,
+               log: Callable[[str], None]) -> None:
+    """The epoch loop, the TF loop's: train, validate, record, log, write TensorBoard,
+    checkpoint, maybe stop. A stop signal abandons the epoch in progress."""
+    train_cfg = task.train
+    stopper, plateau = trackers
+    n_steps = inputs.steps_per_epoch(len(split.train_x), train_cfg.batch_size)
+    batches = inputs.training_batches(split.train_x, split.train_y, train_cfg.batch_size,
+                                      task.order_seed, first_epoch, train_cfg.epochs,
+                                      train_cfg.augment).as_numpy_iterator()
+    validation = inputs.evaluation_batches(split.val_x, split.val_y, train_cfg.batch_size)
+    writers = {kind: SummaryWriter(str(task.logdir / kind)) for kind in ("train", "validation")}
+    try:
+        for epoch in range(first_epoch, train_cfg.epochs):
+            if stopper.stopped_epoch:
+                break   # resumed after the epoch that stopped training
+            start = time.perf_counter()
+            rate = schedule.rate_at(train_cfg.lr_schedule, train_cfg.learning_rate, epoch)
+            if rate is not None:
+                state.optimizer.learning_rate = rate
+            total = torch.zeros(3, device=steps.device)
+            for _ in range(n_steps):
+                total += steps.train(*next(batches))
+                interrupt.check(f"{task.name} epoch {epoch + 1}")
+            loss, accuracy = average(total)
+            val_loss, val_accuracy = average(steps.evaluate(validation.as_numpy_iterator()))
+            logs = {"loss": loss, "accuracy": accuracy,
+                    "val_loss": val_loss, "val_accuracy": val_accuracy}
+            learning_rate = float(np.float32(state.optimizer.learning_rate))
+            progress.end_epoch(task, history, epoch, logs, time.perf_counter() - start,
+                               learning_rate, log)
+            write_scalars(writers, epoch, logs, learning_rate)
+            if task.report:
+                task.report(history[-1])
+            stop = stopper.update(epoch, logs, lambda: weights(state.model))
+            if plateau is not None:
+                state.optimizer.learning_rate = plateau.update(logs, learning_rate)
+            if task.checkpoint_dir:
+                state.save(task, history, stopper, plateau, time.perf_counter() - started)
+            if stop:
+                break
+    finally:
+        for writer in writers.values():
+            writer.close()
+
+
+def average(sums: torch.Tensor) -> tuple[float, float]:
+    """Sample-weighted mean loss and accuracy over an epoch, as the other styles compute them."""
+    loss, correct, count = (float(v) for v in sums.cpu())
+    return loss / count, correct / count
+
+
+def write_scalars(writers: dict, epoch: int, logs: dict, learning_rate: float) -> None:
+    """The tags and 0-based steps keras.callbacks.TensorBoard writes, via torch's writer."""
+    writers["train"].add_scalar("epoch_loss", logs["loss"], epoch)
+    writers["train"].add_scalar("epoch_accuracy", logs["accuracy"], epoch)
+    writers["train"].add_scalar("epoch_learning_rate", learning_rate, epoch)
+    writers["validation"].add_scalar("epoch_loss", logs["val_loss"], epoch)
+    writers["validation"].add_scalar("epoch_accuracy", logs["val_accuracy"], epoch)
+    for writer in writers.values():
+        writer.flush()
+
+
+def batched_predictor(model: torch.nn.Module, batch_size: int,
+                      device: torch.device) -> Predictor:
+    """Logits (float32) for uint8 images, in file order, the model in eval mode."""
+    def predict_logits(images: np.ndarray) -> np.ndarray:
+        model.eval()
+        out = []
+        with torch.inference_mode():
+            for x in inputs.evaluation_batches(images, None, batch_size).as_numpy_iterator():
+                out.append(model(torch.tensor(x, device=device)).float().cpu().numpy())
+        return np.concatenate(out)
+    return predict_logits
+
+
+def save_model(model: torch.nn.Module, task: Task, folder: Path) -> None:
+    """The state dict and the spec it was built from, under a temporary name, renamed
+    when complete."""
+    path = folder / f"{task.name}.pt"
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"arch": task.arch, "spec": plain_spec(task.spec),
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}}, tmp)
+    tmp.rename(path)
+
+
+def load_predictor(folder: Path, task: Task) -> Predictor:
+    """Logits from a file written by `save_model`: the net rebuilt from the spec and its
+    state dict loaded (the spec must be the task's, or the file is another model's)."""
+    path = folder / f"{task.name}.pt"
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved.get("arch") != task.arch or saved.get("spec") != plain_spec(task.spec):
+        raise RunError(f"{path}: saved for another {task.arch} spec than this run's "
+                       f"config; retrain it or restore the config it was trained with")
+    model = BUILDERS[task.arch](task.spec, task.train.seed)
+    model.load_state_dict(saved["state_dict"])
+    return batched_predictor(model, task.train.batch_size, torch.device("cpu"))
+
+
+def plain_spec(spec) -> dict:
+    """The spec as plain values (tuples as lists), as the saved file holds it."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(spec).items()}
