@@ -11,6 +11,12 @@ from helpers.postgres import find_bin_dir, throwaway_server
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# As the job's processes do (job.system.runtime.setup): triton before any test module
+# imports TensorFlow, or torch.compile in a test crashes the interpreter.
+from job.system.runtime import load_triton_first  # noqa: E402
+
+load_triton_first()
+
 
 @pytest.fixture(scope="session")
 def digits():

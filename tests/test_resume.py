@@ -15,10 +15,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from job.system import interrupt
 from job.config import AugmentConfig, CNNSpec, EarlyStoppingConfig, ScheduleConfig, TrainConfig
-from job.train import keras_fit, tf_loop
+from job.train import keras_fit, tf_loop, torch_loop
 from job.train.task import Split, Task
 
-FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit}
+FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit, "torch": torch_loop.fit}
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -49,7 +49,7 @@ def stop_after_epoch(n: int):
     return log
 
 
-@pytest.mark.parametrize("style", ["tf", "keras"])
+@pytest.mark.parametrize("style", list(FIT))
 def test_resumed_training_equals_uninterrupted_training(tmp_path, split, style):
     whole = FIT[style](task(tmp_path / "a", style, tmp_path / "a" / "ckpt"), split, print)
     interrupted_task = task(tmp_path / "b", style, tmp_path / "b" / "ckpt")
@@ -98,7 +98,7 @@ def event_steps(folder: Path, tag: str) -> list[int]:
 
 def test_sigterm_mid_training_then_resume_completes_the_run(tmp_path):
     config = ["--config", str(REPO / "configs/smoke.yaml"), "--set", "output.runs_dir=runs",
-              "--set", "train.epochs=12", "--set", "train.early_stopping.patience=100"]
+              "--set", "models=[ffn-tf, ffn-keras, cnn-tf, cnn-keras]", "--set", "train.epochs=12", "--set", "train.early_stopping.patience=100"]
     first = job("train", *config, cwd=tmp_path)
     wait_for(first, "cnn-keras  epoch  2/12")
     first.send_signal(signal.SIGTERM)

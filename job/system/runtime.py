@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,8 +92,24 @@ def check_models(runtime: Runtime, models: tuple[str, ...]) -> None:
         raise DeviceError(f"models: {problem}")
 
 
+def load_triton_first() -> None:
+    """Load triton (torch.compile's and torch.optim's kernel compiler) before TensorFlow.
+
+    Both bundle LLVM; triton's library loaded after TensorFlow's crashes the process with
+    a segmentation fault (TF 2.21, triton 3.8, torch 2.14), loaded before it both work.
+    So the process that may train a torch model loads it first; once TensorFlow is in,
+    loading it would be the crash, so then this leaves it."""
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        import triton  # noqa: F401
+    except ImportError:   # no torch installed, or a platform without triton
+        pass
+
+
 def setup(config: RuntimeConfig) -> Runtime:
     """Check the devices, create the strategy and set the precision policy."""
+    load_triton_first()
     import tensorflow as tf
 
     spec = cluster_spec()
