@@ -37,7 +37,7 @@ test: $(STAMP) ## run the test suite CI runs (slow tests excluded)
 test-all: $(STAMP) ## run every test, slow ones included
 	$(PY) -m pytest -q
 
-bench: $(STAMP) ## measure ingest, s/epoch of each model, Keras/TF ratio, peak memory (Kaggle-sized data)
+bench: $(STAMP) ## measure ingest, s/epoch of each model, each style's ratio to TF, peak memory (Kaggle-sized data)
 	$(PY) scripts/bench.py --out bench.json
 
 tensorboard: $(STAMP) ## show training curves of every run: tensorboard --logdir runs

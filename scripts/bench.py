@@ -1,4 +1,4 @@
-"""Measure the job on Kaggle-sized data: CSV ingest, seconds per epoch in both styles,
+"""Measure the job on Kaggle-sized data: CSV ingest, seconds per epoch in every style,
 peak memory of a whole run. A measurement, not a test: it prints a table and writes
 the numbers to JSON; nothing asserts on them.
 
@@ -24,7 +24,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-MODELS = ("ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras")
+# What is timed (and what the memory probe's run trains), unless --set models=[...]: the
+# FFN and the CNN in every style; the LSTMs stay out (several times slower).
+MODELS = ("ffn-tf", "ffn-keras", "ffn-torch", "cnn-tf", "cnn-keras", "cnn-torch")
 EPOCHS = {"ffn": 8, "cnn": 3, "lstm": 3}   # per model and round, unless --epochs
 
 
@@ -36,14 +38,15 @@ def parse_args() -> argparse.Namespace:
                              "~1 s epochs the machine's noise moves most, 3 for the others)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="times every model is trained, in turn (the machine's slow spells "
-                             "then fall on both styles)")
+                             "then fall on every style)")
     parser.add_argument("--rows", type=int, nargs=2, default=(42_000, 28_000),
                         metavar=("TRAIN", "TEST"), help="data size (default: the competition's)")
     parser.add_argument("--out", type=Path, default=Path("bench.json"))
     parser.add_argument("--workdir", type=Path, help="keep the generated data here")
     parser.add_argument("--skip-memory", action="store_true", help="no full-run memory probe")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        help="config override for the timed models, e.g. train.batch_size=256")
+                        help="config override for the timed models, e.g. train.batch_size=256 "
+                             f"or models=[ffn-tf,ffn-torch] (default: {', '.join(MODELS)})")
     args = parser.parse_args()
     if (args.epochs is not None and args.epochs < 2) or args.rounds < 1 or min(args.rows) < 100:
         parser.error("--epochs must be at least 2, --rounds at least 1, --rows at least 100 each")
@@ -214,19 +217,49 @@ def measure_memory(folder: Path, config_path: Path, overrides: list[str], workdi
             "exit_code": result.returncode}
 
 
-def ratios(rows: list[dict]) -> dict:
-    """Keras / TF seconds per epoch per family: of the medians, and the lowest and highest
+def ratios(rows: list[dict], style: str = "keras") -> dict:
+    """`style` / TF seconds per epoch per family: of the medians, and the lowest and highest
     of the rounds' ratios (how much the machine's noise moves it)."""
+    from job.styles import ARCHS
     by_name = {r["model"]: r for r in rows}
     result = {}
-    for arch in ("ffn", "cnn", "lstm"):
-        tf_row, keras_row = by_name.get(f"{arch}-tf"), by_name.get(f"{arch}-keras")
-        if tf_row and keras_row:
-            per_round = [k / t for k, t in zip(keras_row["round_seconds"],
-                                               tf_row["round_seconds"])]
-            result[arch] = {"median": keras_row["seconds_per_epoch"] / tf_row["seconds_per_epoch"],
+    for arch in ARCHS:
+        tf_row, other = by_name.get(f"{arch}-tf"), by_name.get(f"{arch}-{style}")
+        if tf_row and other:
+            per_round = [o / t for o, t in zip(other["round_seconds"], tf_row["round_seconds"])]
+            result[arch] = {"median": other["seconds_per_epoch"] / tf_row["seconds_per_epoch"],
                             "rounds_min": min(per_round), "rounds_max": max(per_round)}
     return result
+
+
+def over_tf(rows: list[dict]) -> dict:
+    """Every style but TF over TF, keyed `<style>_over_tf` (keras_over_tf, torch_over_tf),
+    each as `ratios` gives it; a style not measured has no families."""
+    from job.styles import STYLES
+    return {f"{style}_over_tf": ratios(rows, style) for style in STYLES if style != "tf"}
+
+
+def style_table(result: dict) -> list[str]:
+    """The styles side by side: a family's rows in job.styles' order, each with its
+    accuracy, epochs, speed and seconds per epoch over the family's TF loop's."""
+    from job.outputs.plots import style_label
+    from job.styles import ARCHS, STYLES, split_name
+    order = [(arch, style) for arch in ARCHS for style in STYLES]
+    lines = [f"{'family':<6} {'style':<6} {'val_acc':>8} {'val_loss':>9} {'epochs':>6} "
+             f"{'s/epoch':>8} {'images/s':>9}  s/epoch over TF (rounds: lowest-highest)"]
+    previous = None
+    for r in sorted(result["models"], key=lambda r: order.index(split_name(r["model"]))):
+        arch, style = split_name(r["model"])
+        ratio = result.get(f"{style}_over_tf", {}).get(arch)
+        if previous is not None and arch != previous:
+            lines.append("")
+        previous = arch
+        vs_tf = (f"{style_label(style)}/TF {ratio['median']:.3f} "
+                 f"({ratio['rounds_min']:.3f}-{ratio['rounds_max']:.3f})" if ratio else "-")
+        lines.append(f"{arch:<6} {style:<6} {r['val_accuracy']:>8.4f} {r['val_loss']:>9.4f} "
+                     f"{r['epochs']:>6} {r['seconds_per_epoch']:>8.2f} {r['images_per_s']:>9.0f}"
+                     f"  {vs_tf}")
+    return lines
 
 
 def print_table(result: dict) -> None:
@@ -242,16 +275,6 @@ def print_table(result: dict) -> None:
     kind = "augmented" if pipeline["augmented"] else "no augmentation"
     print(f"\ninput pipeline alone ({kind}): {pipeline['seconds_per_epoch']:.3f} s/epoch, "
           f"{pipeline['images_per_s']:.0f} images/s")
-    print(f"\n{'model':<10} {'epochs':>6} {'s/epoch':>8} {'images/s':>9} {'val_acc':>8} "
-          f"{'val_loss':>9}")
-    for r in result["models"]:
-        print(f"{r['model']:<10} {r['epochs']:>6} {r['seconds_per_epoch']:>8.2f} "
-              f"{r['images_per_s']:>9.0f} {r['val_accuracy']:>8.4f} {r['val_loss']:>9.4f}")
-    print(f"(seconds per epoch: median over {result['rounds']} rounds of each round's epochs "
-          f"but the first)")
-    for arch, ratio in result["keras_over_tf"].items():
-        print(f"Keras/TF seconds per epoch, {arch}: {ratio['median']:.3f} "
-              f"(rounds: {ratio['rounds_min']:.3f}-{ratio['rounds_max']:.3f})")
     if result.get("memory"):
         memory = result["memory"]
         failed = (f" (but the run FAILED, exit code {memory['exit_code']})"
@@ -261,6 +284,10 @@ def print_table(result: dict) -> None:
         else:
             print(f"peak RSS of a full run: {memory['peak_rss_mb']:.0f} MB, of which anonymous "
                   f"(not mapped from files) at most {memory['peak_anonymous_mb']:.0f} MB{failed}")
+    print("\nthe styles side by side (a fixed number of epochs each, early stopping off)")
+    print("\n".join(style_table(result)))
+    print(f"(seconds per epoch: median over {result['rounds']} rounds of each round's epochs "
+          f"but the first; the rounds' ratios are each round's medians divided)")
 
 
 def main() -> None:
@@ -274,7 +301,9 @@ def main() -> None:
     # Every model builds its own tf.functions; from the fifth built by the same line of
     # code TF warns of "retracing", which here only means many models were trained.
     tf.get_logger().setLevel("ERROR")
-    config = load_config(args.config, args.overrides)
+    # The bench's models first: a --set models=[...] of the user's replaces them.
+    overrides = [f"models=[{','.join(MODELS)}]", *args.overrides]
+    config = load_config(args.config, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = (args.workdir or Path(tmp)).resolve()   # the memory probe runs in it
         folder = workdir / "data"
@@ -295,9 +324,9 @@ def main() -> None:
                   "ingest": ingest,
                   "pipeline": measure_pipeline(split, config, args.epochs or 3),
                   "models": measure_models(split, config, args.epochs, args.rounds)}
-        result["keras_over_tf"] = ratios(result["models"])
+        result.update(over_tf(result["models"]))   # keras_over_tf, torch_over_tf
         if not args.skip_memory:
-            result["memory"] = measure_memory(folder, args.config, args.overrides, workdir)
+            result["memory"] = measure_memory(folder, args.config, overrides, workdir)
     print_table(result)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.out}")

@@ -1,7 +1,8 @@
 """The first GPU machine's acceptance run: every model of a config for two epochs on
 Kaggle-sized data, with XLA and mixed precision as configured and each turned off, in one
-table of seconds per epoch, images/s and Keras/TF ratios beside the README's on-paper
-estimates; the numbers also go to JSON. A measurement: it asserts nothing about speed.
+table of seconds per epoch, images/s and every style's ratio to TF (Keras/TF, Torch/TF)
+beside the README's on-paper estimates; the numbers also go to JSON. A measurement: it
+asserts nothing about speed.
 
 Run it through scripts/gpu_acceptance.sh (make gpu-acceptance), which builds the image and
 runs the doctor first; on its own: .venv/bin/python scripts/gpu_acceptance.py --out a.json
@@ -19,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # bench.py, beside this file
-from bench import REPO, make_kaggle_sized, measure_models, measure_pipeline, ratios  # noqa: E402
+from bench import REPO, make_kaggle_sized, measure_models, measure_pipeline, over_tf  # noqa: E402
 
 # docs/performance.md's bounds for the default CNN's epoch (37,800 images), worked out from
 # its FLOPs and memory traffic, not measured: seconds per epoch, low and high.
@@ -94,9 +95,13 @@ def print_table(result: dict) -> None:
         print(f"{row['model']:<10} {row['variant']:<20} {row['mixed_precision']:<15} "
               f"{'on' if row['jit_compile'] else 'off':<4} {row['seconds_per_epoch']:>8.2f} "
               f"{row['images_per_s']:>9.0f}  {note}")
-    for label, families in result["keras_over_tf"].items():
-        for arch, ratio in families.items():
-            print(f"Keras/TF seconds per epoch, {arch}, {label}: {ratio['median']:.3f}")
+    from job.outputs.plots import style_label
+    from job.styles import STYLES
+    for style in (s for s in STYLES if s != "tf"):
+        for label, families in result.get(f"{style}_over_tf", {}).items():
+            for arch, ratio in families.items():
+                print(f"{style_label(style)}/TF seconds per epoch, {arch}, {label}: "
+                      f"{ratio['median']:.3f}")
     estimate = result.get("estimate")
     if estimate:
         print(f"on paper for a {estimate['gpu']}: {estimate['low']:g}-{estimate['high']:g} s "
@@ -124,7 +129,7 @@ def main() -> None:
         arrays = data.load_arrays(folder)
         split = Split(*data.split_validation(arrays.train_images, arrays.train_labels,
                                              config.data.val_fraction, config.data.seed))
-        rows, by_variant = [], {}
+        rows, by_style = [], {}   # keras_over_tf → variant → family → ratio
         for label, variant in variants(rt):
             print(f"--- {label}: {variant.mixed_precision}, XLA "
                   f"{'on' if variant.jit_compile else 'off'}", flush=True)
@@ -133,7 +138,8 @@ def main() -> None:
                 row.update(variant=label, mixed_precision=variant.mixed_precision,
                            jit_compile=variant.jit_compile)
             rows += measured
-            by_variant[label] = ratios(measured)
+            for key, families in over_tf(measured).items():
+                by_style.setdefault(key, {})[label] = families
         result = {"machine": {"gpus": gpus, "cpus": os.cpu_count(),
                               "python": platform.python_version(),
                               "tensorflow": tf.__version__, "devices": list(rt.devices)},
@@ -142,7 +148,7 @@ def main() -> None:
                   "epochs": args.epochs, "batch_size": config.train.batch_size,
                   "replicas": rt.replicas,
                   "pipeline": measure_pipeline(split, config, 3),
-                  "models": rows, "keras_over_tf": by_variant,
+                  "models": rows, **by_style,
                   "on_paper": {k: list(v) for k, v in ON_PAPER.items()}}
     estimate = estimate_for(gpus)
     if estimate:

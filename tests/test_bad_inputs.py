@@ -207,7 +207,7 @@ CONFIG_CASES = [
     Case("config: invalid YAML", f"error: <config> line {ARCH_LINE}: invalid YAML: "
          "expected ',' or ']', but got '<scalar>' (while parsing a flow sequence that starts "
          f"on line {MODELS_LINE})",
-         config=replace("cnn-keras]", "cnn-keras")),
+         config=replace("cnn-torch]", "cnn-torch")),
     Case("config: tab indentation", "error: <config> line 9: invalid YAML: found character "
          "'\\t' that cannot start any token", config=replace("\n  dir:", "\n\tdir:"), slow=True),
     Case("config: empty file", "error: <config>: config file is empty; copy "
@@ -217,7 +217,8 @@ CONFIG_CASES = [
     Case("config: missing file", "error: <case>/nope.yaml: config file not found",
          args=("--config", "<case>/nope.yaml"), slow=True),
     Case("config: unknown model", 'error: --set models[1]: expected one of ffn-tf | ffn-keras '
-         '| cnn-tf | cnn-keras | lstm-tf | lstm-keras, got "cnn-jax" (did you mean cnn-keras?)',
+         '| ffn-torch | cnn-tf | cnn-keras | cnn-torch | lstm-tf | lstm-keras | lstm-torch, '
+         'got "cnn-jax" (did you mean cnn-keras?)',
          args=("--set", "models=[ffn-tf, cnn-jax]")),
     # Rules across keys: decided by the config alone, so refused before any run or data.
     Case("config: too many pooled blocks", "error: --set arch.cnn.filters: 5 pooled blocks "
@@ -233,8 +234,12 @@ CONFIG_CASES = [
          "cannot train under MultiWorkerMirroredStrategy (Keras 3's fit fails across workers: "
          "keras-team/keras#20585, tensorflow/tensorflow#72388): train only the -tf models "
          "across machines, or unset "
-         "TF_CONFIG (runtime.distribute: mirrored uses every GPU of one machine in both styles)",
-         args=("--set", "runtime.distribute=multi_worker")),
+         "TF_CONFIG (runtime.distribute: mirrored uses every GPU of one machine in both TF "
+         "styles)", args=("--set", "runtime.distribute=multi_worker")),
+    Case("config: torch across GPUs", "error: --set runtime.distribute: ffn-torch, cnn-torch "
+         "train on one device: the torch style has no data parallelism (mirrored is for the -tf "
+         "and -keras models); set runtime.distribute: none, or train the torch models in a run "
+         "of their own", args=("--set", "runtime.distribute=mirrored")),
     Case("config: bad message template", "error: --set kaggle.message: invalid template "
          "(KeyError: 'score'); placeholders: {run_id}, {best}, {val_accuracy}, {epochs}, "
          "{config}", args=("--set", "kaggle.message={run_id} {score}"), slow=True),

@@ -91,8 +91,8 @@ def test_resolved_config_round_trips(tmp_path):
      'c.yaml: data.source: expected one of auto | kaggle | local | sample, got "kagle" '
      "(did you mean kaggle?)"),
     ("models: [ffn-tf, cnn_keras]\n", [],
-     'c.yaml: models[1]: expected one of ffn-tf | ffn-keras | cnn-tf | cnn-keras | '
-     'lstm-tf | lstm-keras, '
+     'c.yaml: models[1]: expected one of ffn-tf | ffn-keras | ffn-torch | cnn-tf | '
+     'cnn-keras | cnn-torch | lstm-tf | lstm-keras | lstm-torch, '
      'got "cnn_keras" (did you mean cnn-keras?)'),
     ("models: []\n", [], "c.yaml: models: expected a list with at least 1 item(s), got list []"),
     ("models: [ffn-tf, ffn-tf]\n", [], "c.yaml: models: expected a list without repeats"),

@@ -62,3 +62,21 @@ def test_with_docker_missing_it_says_how_to_run_without(tmp_path):
     assert result.stderr == ("gpu_acceptance.sh: docker not found: install Docker, or run with "
                              "--no-docker in this machine's Python\n")
     assert not (tmp_path / "a.json").exists()
+
+
+def test_the_table_gives_every_style_its_ratio_to_tf_per_variant(capsys):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import gpu_acceptance
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    ratio = {"median": 1.25, "rounds_min": 1.25, "rounds_max": 1.25}
+    gpu_acceptance.print_table({
+        "machine": {"gpus": [], "cpus": 2, "tensorflow": "2.x"}, "rows": [300, 150],
+        "config": "configs/gpu.yaml", "pipeline": {"images_per_s": 1000.0}, "models": [],
+        "keras_over_tf": {"as configured": {"cnn": {**ratio, "median": 0.5}}},
+        "torch_over_tf": {"as configured": {"cnn": ratio}, "XLA off": {"ffn": ratio}}})
+    out = capsys.readouterr().out
+    assert "Keras/TF seconds per epoch, cnn, as configured: 0.500" in out
+    assert "Torch/TF seconds per epoch, cnn, as configured: 1.250" in out
+    assert "Torch/TF seconds per epoch, ffn, XLA off: 1.250" in out

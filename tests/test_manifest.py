@@ -39,3 +39,16 @@ def test_the_command_recorded_in_a_manifest_has_no_password():
     assert shown == ["sweep", "--storage", "postgresql://digit:***@db.example:5432/sweeps",
                      "--set", "train.epochs=3", "postgresql://digit@db.example/sweeps"]
     assert not any(secret in a or "S3cret" in a for a in shown)
+
+
+def test_library_versions_are_read_without_importing_the_library():
+    import numpy
+
+    from job.outputs.manifest import installed
+    assert installed("numpy") == numpy.__version__
+    assert installed("no-such-distribution-here") is None
+    code = ("import sys; from job.outputs.manifest import installed; installed('torch'); "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "False"

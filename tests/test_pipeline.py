@@ -11,7 +11,8 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
-SMOKE_MODELS = ("ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras")   # configs/smoke.yaml
+SMOKE_MODELS = ("ffn-tf", "ffn-keras", "ffn-torch", "cnn-tf", "cnn-keras",
+                "cnn-torch")   # configs/smoke.yaml
 METRIC_KEYS = {"name", "arch", "style", "params", "epochs_run", "best_epoch", "val_accuracy",
                "val_loss", "train_seconds", "seconds_per_epoch", "history",
                "test_accuracy"}   # the sample keeps its test labels: scored on them too
@@ -54,14 +55,14 @@ def test_run_folder_contents(smoke_run):
             "models", "tensorboard"} <= names
     assert not [n for n in names if n.startswith(".")]
     assert {p.name for p in (run / "models").iterdir()} == {
-        "ffn-tf", "cnn-tf", "ffn-keras.keras", "cnn-keras.keras",
+        "ffn-tf", "cnn-tf", "ffn-keras.keras", "cnn-keras.keras", "ffn-torch.pt", "cnn-torch.pt",
         *(f"{name}.json" for name in SMOKE_MODELS)}   # each model's results row
     assert not (run / "checkpoints").exists()      # a completed run keeps no checkpoints
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["data"]["source"] == "sample"
     assert set(manifest["data"]["sha256"]) == {"train.csv", "test.csv"}
-    assert {"tensorflow", "keras", "numpy", "python"} <= set(manifest["versions"])
+    assert {"tensorflow", "keras", "torch", "numpy", "python"} <= set(manifest["versions"])
     assert manifest["seeds"] == {"data": 42, "train": 0}
     assert "| cnn-keras" in (run / "report.md").read_text()
 
@@ -111,9 +112,11 @@ def test_submission_format(smoke_run):
 
 
 def scalar_tags(folder: Path) -> set[str]:
-    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    """TF's writers store scalars as tensors, torch's SummaryWriter as simple values;
+    TensorBoard draws both as the same scalar charts."""
+    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0, "scalars": 0})
     accumulator.Reload()
-    return set(accumulator.Tags()["tensors"])
+    return set(accumulator.Tags()["tensors"]) | set(accumulator.Tags()["scalars"])
 
 
 @pytest.mark.parametrize("model", SMOKE_MODELS)

@@ -37,9 +37,11 @@ def make_run(folder: Path, digits, with_validation: bool = True) -> Path:
     """A finished run: manifest, metrics with histories, and (optionally) validation.npz
     whose best-model logits get exactly the examples in `wrong_indices()` wrong."""
     folder.mkdir()
-    metrics = {"best": "cnn-tf", "models": [model_row("cnn-tf", 6, 4),
+    metrics = {"best": "cnn-tf", "models": [model_row("cnn-torch", 4, 2),
+                                            model_row("cnn-tf", 6, 4),
                                             model_row("cnn-keras", 5, 3)]}
-    manifest = {"status": "complete", "data": {"source": "sample", "dir": "data/sample"}}
+    manifest = {"status": "complete",
+                "data": {"source": "sample", "dir": "data/sample", "fit_rows": 540}}
     (folder / "metrics.json").write_text(json.dumps(metrics))
     (folder / "manifest.json").write_text(json.dumps(manifest))
     if with_validation:
@@ -48,7 +50,8 @@ def make_run(folder: Path, digits, with_validation: bool = True) -> Path:
         for k, i in enumerate(wrong_indices()):
             logits[i, (labels[i] + 1) % 10] = 6 + k   # a wrong class wins, by margin 1 + k
         np.savez_compressed(folder / "validation.npz", val_images=images, val_labels=labels,
-                            **{"logits/cnn-tf": logits, "logits/cnn-keras": np.eye(10)[labels]})
+                            **{"logits/cnn-tf": logits, "logits/cnn-keras": np.eye(10)[labels],
+                               "logits/cnn-torch": np.eye(10)[labels]})
     return folder
 
 
@@ -83,8 +86,13 @@ def test_report_links_to_pngs_that_exist_and_are_valid(made):
     for link in links:
         png = (run / link).read_bytes()
         assert png.startswith(PNG_SIGNATURE) and len(png) > 1000
+    rows = [line.split(" | ")[0] for line in text.splitlines() if line.startswith("| cnn-")]
+    assert rows == ["| cnn-tf **(best)**", "| cnn-keras", "| cnn-torch"]   # job.styles' order
     assert "| cnn-tf **(best)** | cnn | tf | 1,234 | 6 | 4 |" in text
-    assert "## Keras vs plain TensorFlow" in text
+    # Every model_row takes 0.1 s per epoch: 540 fit rows / 0.1 s = 5,400 images/s.
+    assert "## The styles side by side" in text
+    assert "| cnn | keras | 0.10 | 5,400 | 5 | 0.8833 | Keras/TF 1.00× |" in text
+    assert "| cnn | torch | 0.10 | 5,400 | 4 | 0.8833 | Torch/TF 1.00× |" in text
 
 
 def test_tensorboard_holds_the_same_images(made):
@@ -137,3 +145,48 @@ def test_misclassified_picks_exactly_the_wrong_ones_most_confident_first(digits)
     assert list(chosen) == wrong_indices()[::-1]
     assert list(report.misclassified(labels, logits, limit=3)) == wrong_indices()[::-1][:3]
     assert len(report.misclassified(labels, np.eye(10)[labels])) == 0
+
+
+def speed_row(name: str, seconds: float, epochs: int, accuracy: float) -> dict:
+    arch, style = name.split("-")
+    return {"name": name, "arch": arch, "style": style, "seconds_per_epoch": seconds,
+            "epochs_run": epochs, "val_accuracy": accuracy}
+
+
+def test_the_speed_section_puts_every_style_of_a_family_beside_the_tf_loop():
+    models = [speed_row("ffn-torch", 0.05, 7, 0.95), speed_row("ffn-keras", 0.20, 5, 0.9),
+              speed_row("ffn-tf", 0.10, 6, 0.925), speed_row("cnn-tf", 0.5, 3, 0.99),
+              speed_row("lstm-keras", 0.40, 4, 0.8), speed_row("lstm-torch", 0.80, 4, 0.85)]
+    text = report.format_speed(models, fit_rows=540)
+    rows = [line for line in text.splitlines() if line.startswith("| ffn") or
+            line.startswith("| cnn") or line.startswith("| lstm")]
+    # images/s = 540 / s per epoch: 5,400, 2,700, 10,800; ratios 0.20/0.10 and 0.05/0.10.
+    assert rows == ["| ffn | tf | 0.10 | 5,400 | 6 | 0.9250 | - |",
+                    "| ffn | keras | 0.20 | 2,700 | 5 | 0.9000 | Keras/TF 2.00× |",
+                    "| ffn | torch | 0.05 | 10,800 | 7 | 0.9500 | Torch/TF 0.50× |",
+                    # no lstm-tf to divide by; cnn, one style alone, is not compared
+                    "| lstm | keras | 0.40 | 1,350 | 4 | 0.8000 | - |",
+                    "| lstm | torch | 0.80 | 675 | 4 | 0.8500 | - |"]
+    assert "images/s is the 540 fit rows over s/epoch" in text
+
+
+def test_without_the_fit_rows_images_per_second_is_left_out_and_said_why():
+    text = report.format_speed([speed_row("cnn-tf", 0.5, 3, 0.99),
+                                speed_row("cnn-torch", 1.5, 3, 0.98)])
+    assert "| cnn | torch | 1.50 | - | 3 | 0.9800 | Torch/TF 3.00× |" in text
+    assert "manifest records no fit rows" in text
+
+
+def test_one_style_per_family_has_nothing_to_compare():
+    models = [speed_row("ffn-torch", 0.05, 7, 0.95), speed_row("cnn-keras", 0.5, 3, 0.99)]
+    assert report.format_speed(models, 540) == "- (train two styles of a family to compare them)"
+
+
+def test_every_style_has_its_own_dash_and_the_legend_names_the_ones_drawn():
+    from job.outputs import plots
+    from job.styles import STYLES
+    assert plots.STYLE_LINE == {"tf": "-", "keras": "--", "torch": "-."}
+    assert set(STYLES) <= set(plots.STYLE_LINE)
+    assert plots.legend_title([{"style": "torch"}, {"style": "tf"}, {"style": "tf"}]) == (
+        "solid: TF\ndash-dot: Torch")
+    assert plots.legend_title([{"style": "keras"}]) == "dashed: Keras"

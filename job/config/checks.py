@@ -79,7 +79,7 @@ def keras_across_workers(models: tuple[str, ...]) -> str | None:
             "(Keras 3's fit fails across workers: keras-team/keras#20585, "
             "tensorflow/tensorflow#72388): train only the "
             "-tf models across machines, or unset TF_CONFIG (runtime.distribute: mirrored uses "
-            "every GPU of one machine in both styles)")
+            "every GPU of one machine in both TF styles)")
 
 
 def torch_across_devices(models: tuple[str, ...], kind: str) -> str | None:

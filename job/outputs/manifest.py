@@ -21,7 +21,18 @@ def versions() -> dict:
     import tensorflow as tf
     return {"job": job.__version__, "python": platform.python_version(),
             "tensorflow": tf.__version__, "keras": keras.__version__,
+            "torch": installed("torch"),
             "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
+
+
+def installed(distribution: str) -> str | None:
+    """A package's installed version, read without importing it (torch takes seconds to
+    load, and a run of TF models never does), or None where it is not installed."""
+    from importlib import metadata
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def devices() -> list[str]:

@@ -13,8 +13,24 @@ from pathlib import Path
 import numpy as np
 
 from job.competition import IMAGE_SIDE
+from job.styles import STYLES
 
-STYLE_LINE = {"tf": "-", "keras": "--"}   # one dash per style, one colour per model
+# One dash per style (in job.styles' order), one colour per model.
+DASHES = {"-": "solid", "--": "dashed", "-.": "dash-dot", ":": "dotted"}
+STYLE_LINE = dict(zip(STYLES, DASHES))
+OTHER_LINE = ":"   # a style past the dashes above (or none, e.g. an ensemble)
+
+
+def style_label(style: str) -> str:
+    """How the report, its pictures and the bench name a style: TF, Keras, Torch."""
+    return "TF" if style == "tf" else style.capitalize()
+
+
+def legend_title(models: list[dict]) -> str:
+    """Which dash is which style, for the styles these models were trained in."""
+    shown = {m.get("style") for m in models}
+    return "\n".join(f"{DASHES[dash]}: {style_label(style)}"
+                     for style, dash in STYLE_LINE.items() if style in shown)
 
 
 def new_figure(width: float, height: float):
@@ -40,7 +56,7 @@ def learning_curves(models: list[dict]) -> bytes:
     for k, m in enumerate(m for m in models if m.get("history")):
         colour = f"C{k % 10}"   # matplotlib's default cycle, the same colour in both panels
         epochs = [h["epoch"] for h in m["history"]]
-        dash = STYLE_LINE.get(m.get("style"), ":")
+        dash = STYLE_LINE.get(m.get("style"), OTHER_LINE)
         for ax, key in ((loss_ax, "loss"), (acc_ax, "accuracy")):
             ax.plot(epochs, [h[key] for h in m["history"]], dash, color=colour, lw=1, alpha=0.45)
             val = [h[f"val_{key}"] for h in m["history"]]
@@ -62,7 +78,8 @@ def learning_curves(models: list[dict]) -> bytes:
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.legend(*acc_ax.get_legend_handles_labels(), loc="outside right upper",
-                  title="solid: TF\ndashed: Keras", fontsize="small")
+                  title=legend_title([m for m in models if m.get("history")]) or None,
+                  fontsize="small")
     return to_png(figure)
 
 

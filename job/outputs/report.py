@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from job.outputs.folder import Run
+from job.outputs.plots import style_label
+from job.styles import ARCHS, STYLES
 from job.system.files import write_atomic
 
 PICTURES_DIR = "report"
@@ -103,13 +105,15 @@ def write_report(run: Run, manifest: dict, metrics: dict) -> Path:
 
 
 def format_table(models: list[dict], best: str) -> str:
-    """One markdown row per model, TF and Keras of a family next to each other."""
+    """One markdown row per model, a family's styles next to each other (job.styles' order)."""
     held_out = all("test_accuracy" in m for m in models)
     lines = ["| model | arch | style | params | epochs run | best epoch | val accuracy "
              "| val loss | s/epoch | train s |" + (" test accuracy |" if held_out else ""),
              "|---|---|---|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if held_out else "")]
-    order = {"ffn": 0, "cnn": 1, "lstm": 2, "ensemble": 3}
-    for m in sorted(models, key=lambda m: (order.get(m["arch"], 9), m["style"] != "tf")):
+    families = {arch: i for i, arch in enumerate((*ARCHS, "ensemble"))}
+    styles = {style: i for i, style in enumerate(STYLES)}
+    for m in sorted(models, key=lambda m: (families.get(m["arch"], len(families)),
+                                           styles.get(m["style"], len(styles)))):
         mark = " **(best)**" if m["name"] == best else ""
         per_epoch = f"{m['seconds_per_epoch']:.2f}" if m["seconds_per_epoch"] else "-"
         lines.append(
@@ -126,17 +130,35 @@ def format_table(models: list[dict], best: str) -> str:
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
-def format_speed(models: list[dict]) -> str:
-    """Keras / TF seconds-per-epoch ratio per family, the notebook's headline question."""
+def format_speed(models: list[dict], fit_rows: int | None = None) -> str:
+    """Every style of a family side by side, the notebook's headline question: time per
+    epoch and images per second (of the `fit_rows` each epoch trains on), epochs run,
+    accuracy, and each style's time per epoch over the plain TF loop's."""
     by_name = {m["name"]: m for m in models}
-    lines = []
-    for arch in ("ffn", "cnn", "lstm"):
-        tf_, keras_ = by_name.get(f"{arch}-tf"), by_name.get(f"{arch}-keras")
-        if tf_ and keras_ and tf_["seconds_per_epoch"] > 0:
-            ratio = keras_["seconds_per_epoch"] / tf_["seconds_per_epoch"]
-            lines.append(f"- {arch}: Keras takes {ratio:.2f}× the TF loop's time per epoch "
-                         f"({keras_['seconds_per_epoch']:.2f}s vs {tf_['seconds_per_epoch']:.2f}s)")
-    return "\n".join(lines) or "- (train both styles of a family to compare them)"
+    rows = []
+    for arch in ARCHS:
+        family = [by_name[f"{arch}-{style}"] for style in STYLES if f"{arch}-{style}" in by_name]
+        if len(family) < 2:
+            continue
+        tf_seconds = by_name.get(f"{arch}-tf", {}).get("seconds_per_epoch")
+        for m in family:
+            seconds = m["seconds_per_epoch"]
+            images = f"{fit_rows / seconds:,.0f}" if fit_rows and seconds else "-"
+            ratio = (f"{style_label(m['style'])}/TF {seconds / tf_seconds:.2f}×"
+                     if m["style"] != "tf" and seconds and tf_seconds else "-")
+            rows.append(f"| {arch} | {m['style']} | {f'{seconds:.2f}' if seconds else '-'} "
+                        f"| {images} | {m['epochs_run']} | {m['val_accuracy']:.4f} | {ratio} |")
+    if not rows:
+        return "- (train two styles of a family to compare them)"
+    images_are = (f"the {fit_rows:,} fit rows over s/epoch (an epoch's time includes its "
+                  "validation pass)" if fit_rows else
+                  "unknown: this run's manifest records no fit rows (data.fit_rows)")
+    return "\n".join([
+        "| family | style | s/epoch | images/s | epochs run | val accuracy | s/epoch vs TF |",
+        "|---|---|--:|--:|--:|--:|--:|", *rows, "",
+        "s/epoch is the median epoch after the first (which also traces and compiles); "
+        f"images/s is {images_are}; the last column divides a style's s/epoch by its "
+        "family's plain TF loop's."])
 
 
 def format_pictures(missing: str) -> str:
@@ -164,7 +186,8 @@ def format_report(run_id: str, manifest: dict, metrics: dict, missing: str = "")
         f"- best model: **{metrics['best']}** (highest validation accuracy; ties: lower loss)",
         "- submission: `submission.csv`", "",
         "## Models", "", format_table(metrics["models"], metrics["best"]), "",
-        "## Keras vs plain TensorFlow", "", format_speed(metrics["models"]), "",
+        "## The styles side by side", "",
+        format_speed(metrics["models"], data.get("fit_rows")), "",
         "Validation metrics are recomputed by the same code for every model from its "
         "final (restored-best) weights, so the styles are compared on equal terms.", "",
         "## Pictures", "", format_pictures(missing), ""])

@@ -163,6 +163,11 @@ def return_freed_memory() -> None:
     import gc
 
     gc.collect()
+    # torch's allocator keeps freed GPU blocks cached; a TF model after a torch one
+    # needs them back (torch is loaded only if a torch model trained).
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
     try:
         # CDLL(None): the process's own symbols, the C library's among them; no
         # find_library, which runs ldconfig in a subprocess.
