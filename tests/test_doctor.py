@@ -54,10 +54,17 @@ def test_on_a_machine_without_a_gpu_every_check_says_so_and_passes():
         "ok       XLA's CUDA files: not needed without a GPU"]
     for line, name in zip(lines[5:8], ("float32", "XLA", "mixed_float16")):
         assert re.fullmatch(STEP.format(status="ok", name=name), line), line
+    # Asked in another process: torch loaded here would preload its cuDNN into this one,
+    # and the library tests below would find it loaded.
+    version, cuda = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.__version__, torch.version.cuda)"],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert lines[8] == f"ok       torch: torch {version}, built for CUDA {cuda}"
+    assert re.fullmatch(STEP.format(status="ok", name="torch"), lines[9]), lines[9]
     assert re.fullmatch(r"ok +epoch bound: input pipeline [\d,]+ images/s, float32 step [\d,]+ "
                         r"images/s: the step bounds an epoch \(~[\d.]+ s per 37,800-image "
-                        r"epoch\)", lines[8]), lines[8]
-    assert lines[9:] == ["doctor: this machine can run configs/smoke.yaml"]
+                        r"epoch\)", lines[10]), lines[10]
+    assert lines[11:] == ["doctor: this machine can run configs/smoke.yaml"]
 
 
 def test_a_config_that_requires_a_gpu_fails_here_with_one_line_per_problem():
@@ -174,3 +181,29 @@ def test_the_configured_step_is_always_timed(overrides, names):
     from job.config import load_config
     config = load_config(REPO / "configs/smoke.yaml", overrides)
     assert [v[0] for v in checks.step_variants(config)] == names
+
+
+TORCH_13 = libraries.Torch("2.14.1+cu130", "13.0", 1)
+
+
+def test_torch_on_a_driver_too_old_for_its_cuda_says_which_driver_it_needs():
+    """TensorFlow's CUDA 12.8 runs on a 570 driver; torch's CUDA 13.0 needs 580.65.06."""
+    driver = Driver("570.133.20", (12, 8), (T4,))
+    finding = checks.check_torch(TORCH_13, driver, 1, wanted=True)
+    assert finding.line() == (
+        "PROBLEM  torch: torch 2.14.1+cu130, built for CUDA 13.0, newer than driver 570.133.20 "
+        "runs (CUDA up to 12.8) -> update the driver to 580.65.06 or newer (the image's "
+        "vm-image-family in docker/cuda-constraints.txt has one)")
+    assert checks.check_torch(TORCH_13, driver, 1, wanted=False).status == "note"
+
+
+def test_torch_must_see_the_gpus_tensorflow_sees():
+    driver = Driver("580.95.05", (13, 0), (T4, T4))
+    blind = libraries.Torch("2.14.1+cu130", "13.0", 0)
+    assert checks.check_torch(blind, driver, 2, wanted=True).line().startswith(
+        "PROBLEM  torch: torch 2.14.1+cu130, built for CUDA 13.0; sees 0 of the 2 GPUs "
+        "TensorFlow sees")
+    assert checks.check_torch(libraries.Torch("2.14.1+cu130", "13.0", 2), driver, 2,
+                              wanted=True).line() == (
+        "ok       torch: torch 2.14.1+cu130, built for CUDA 13.0; sees 2 GPU(s)")
+    assert checks.check_torch(None, driver, 2, wanted=True).status == "PROBLEM"

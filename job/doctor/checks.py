@@ -28,6 +28,28 @@ def check_versions(versions: dict, build: dict, require_gpu: bool) -> Finding:
                                    f"{build.get('cuda_version')}, cuDNN {build.get('cudnn_version')}")
 
 
+def check_torch(torch: libraries.Torch | None, driver: nvidia.Driver | None, tf_gpus: int,
+                wanted: bool) -> Finding:
+    """torch next to TensorFlow: installed, its CUDA release run by the driver, and it sees
+    the GPUs TensorFlow sees. A PROBLEM only when the config trains a -torch model."""
+    if torch is None:
+        return needed(wanted, "torch", "not installed", "pip install -r requirements.txt")
+    text = f"torch {torch.version}, " + (f"built for CUDA {torch.cuda}" if torch.cuda
+                                         else "a CPU build")
+    if driver is not None and torch.cuda:
+        release = nvidia.parse_version(torch.cuda)
+        if not nvidia.supports(driver.cuda, release):
+            return needed(wanted, "torch", f"{text}, newer than driver {driver.version} runs "
+                          f"(CUDA up to {driver.cuda[0]}.{driver.cuda[1]})",
+                          f"update the driver to {nvidia.MIN_DRIVER.get(release, 'a newer one')}"
+                          f" or newer (the image's vm-image-family in {CONSTRAINTS} has one)")
+    if tf_gpus and torch.gpus < tf_gpus:
+        return needed(wanted, "torch", f"{text}; sees {torch.gpus} of the {tf_gpus} GPUs "
+                      "TensorFlow sees", "rerun with --debug; check the image's torch prefix "
+                      "(docker/README.md)")
+    return Finding(OK, "torch", text + (f"; sees {torch.gpus} GPU(s)" if torch.gpus else ""))
+
+
 def check_driver(driver: nvidia.Driver | None, why: str, require_gpu: bool) -> Finding:
     if driver is None:
         return needed(require_gpu, "NVIDIA driver", why, NO_GPU_FIX if require_gpu else "")

@@ -11,6 +11,8 @@ from job.doctor.findings import PROBLEM, Finding
 
 def examine(config: Config, log: Callable[[str], None]) -> list[Finding]:
     """Run every check, logging each line as it is found; return the findings."""
+    from job.system.runtime import load_triton_first
+    load_triton_first()   # as a training process does, before TensorFlow
     import tensorflow as tf
 
     from job.outputs.manifest import versions
@@ -42,6 +44,12 @@ def examine(config: Config, log: Callable[[str], None]) -> list[Finding]:
     for name, jit, dtype, wanted in checks.step_variants(config):
         timings.append(timing.time_step(config.arch.cnn, batch, device, name, jit, dtype, steps))
         say(checks.check_step(timings[-1], tf_gpus > 0, wanted, batch))
+    wants_torch = any(m.endswith("-torch") for m in config.trained_models)
+    torch = libraries.torch_info()
+    say(checks.check_torch(torch, driver, tf_gpus, wants_torch))
+    if torch is not None:
+        step = timing.time_torch_step(config.arch.cnn, batch, bool(torch.gpus), steps)
+        say(checks.check_step(step, tf_gpus > 0, wants_torch, batch))
     say(checks.check_bound(timing.time_pipeline(config),
                            checks.configured_variant(config, timings)))
     return findings

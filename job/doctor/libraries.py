@@ -101,3 +101,23 @@ def missing_xla_files(folder: Path) -> list[str]:
     wanted = {"bin/ptxas": folder / "bin" / "ptxas",
               "nvvm/libdevice/libdevice.10.bc": folder / "nvvm" / "libdevice" / "libdevice.10.bc"}
     return [name for name, path in wanted.items() if not path.is_file()]
+
+
+@dataclass(frozen=True)
+class Torch:
+    version: str
+    cuda: str | None      # the CUDA release this torch was built for ("13.0"); None: CPU build
+    gpus: int             # CUDA devices torch can use here
+
+
+def torch_info() -> Torch | None:
+    """What torch brings, or None when it is not installed."""
+    import warnings
+    try:
+        import torch
+    except ImportError:
+        return None
+    with warnings.catch_warnings():   # no driver: torch warns that CUDA cannot start
+        warnings.simplefilter("ignore")
+        gpus = torch.cuda.device_count() if torch.version.cuda else 0
+    return Torch(torch.__version__, torch.version.cuda, gpus)

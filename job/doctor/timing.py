@@ -61,6 +61,43 @@ def time_step(spec: CNNSpec, batch: int, device: str, variant: str, jit: bool,
         return Timing(variant, device, 0.0, 0.0, f"{type(e).__name__}: {first[0] if first else ''}"[:300])
 
 
+def time_torch_step(spec: CNNSpec, batch: int, on_gpu: bool, steps: int = 10) -> Timing:
+    """The torch CNN's forward, backward and Adam step on one batch, in the process that
+    holds TensorFlow too (on a GPU both then share cuDNN: this proves it runs); a failure
+    is returned, not raised."""
+    try:
+        import torch
+        import torch.nn.functional as F
+        from job.nets import torch as nets
+        from job.train.torch_optim import Adam
+
+        device = "cuda" if on_gpu else "cpu"
+        net = nets.build_cnn(spec, 0, device)
+        optimizer = Adam(nets.trained_parameters(net), 1e-3)
+        generator = torch.Generator(device).manual_seed(1)
+        x = torch.rand(batch, 784, device=device, generator=generator)
+        y = torch.randint(0, 10, (batch,), device=device, generator=generator)
+
+        def step() -> torch.Tensor:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(net(x), y)
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        step().item()   # the first step also picks the convolution algorithms
+        start = time.perf_counter()
+        for _ in range(steps):
+            loss = step()
+        loss.item()
+        seconds = (time.perf_counter() - start) / steps
+        return Timing("torch", "GPU:0" if on_gpu else "CPU:0", seconds, batch / seconds)
+    except Exception as e:  # noqa: BLE001 - any failure is the finding
+        first = str(e).strip().splitlines()
+        return Timing("torch", "cuda" if on_gpu else "cpu", 0.0, 0.0,
+                      f"{type(e).__name__}: {first[0] if first else ''}"[:300])
+
+
 def time_pipeline(config: Config, images: int = 8192) -> float:
     """Images per second the shared input pipeline yields with the config's augmentation,
     drained as fast as it can be (random pixels: the work does not depend on them)."""
