@@ -23,28 +23,12 @@ from pathlib import Path
 
 import pytest
 from helpers.docker_context import build_context
+from helpers.dockerfile import read_instructions
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCKERFILE = ROOT / "docker" / "Dockerfile"
 
 
 # --- reading the Dockerfile -----------------------------------------------------------------
-
-def read_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) in order: comments dropped, continuation lines joined."""
-    instructions, pending = [], ""
-    for line in path.read_text().splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
-            continue
-        keyword, _, args = (pending + stripped).partition(" ")
-        instructions.append((keyword.upper(), args.strip()))
-        pending = ""
-    return instructions
-
 
 def arguments(keyword: str) -> list[str]:
     """The arguments of every `keyword` instruction, in order."""
