@@ -238,8 +238,10 @@ def container(tmp_path_factory):
     venv = base / "venv"
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    # --no-compile: no .pyc for torch's thousands of modules (the image runs with
+    # PYTHONDONTWRITEBYTECODE; what runs is the same either way).
     pip = subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "--no-input",
-                          "--quiet", "-r", ROOT / "requirements.txt"],
+                          "--quiet", "--no-compile", "-r", ROOT / "requirements.txt"],
                          capture_output=True, text=True)
     assert pip.returncode == 0, pip.stdout + pip.stderr
     print(f"venv with requirements.txt in {time.monotonic() - started:.0f} s")

@@ -115,16 +115,18 @@ def test_a_driver_older_than_the_cuda_runtime_says_which_driver_is_needed():
 
 
 def test_a_library_that_does_not_load_is_named_with_where_it_was_looked_for(tmp_path):
-    missing = tmp_path / "nvidia" / "cudnn" / "lib"       # an empty wheel folder
+    # cuFFT 11: TensorFlow's, which torch (loaded by other tests in this process, with its
+    # cuDNN, NCCL and cuSPARSE, whose names TensorFlow's share) never loads.
+    missing = tmp_path / "nvidia" / "cufft" / "lib"       # an empty wheel folder
     missing.mkdir(parents=True)
-    loaded = libraries.probe(["libcudnn.so.9"], dirs=[missing])
+    loaded = libraries.probe(["libcufft.so.11"], dirs=[missing])
     assert loaded[0].path is None
     finding = checks.check_registered(0, Driver("570.133.20", (12, 8), (T4,)), loaded,
                                       [missing], require_gpu=True)
     assert finding.line() == (
-        f"PROBLEM  GPU: TensorFlow registered 0 of the 1 GPU(s) the driver sees: libcudnn.so.9 "
+        f"PROBLEM  GPU: TensorFlow registered 0 of the 1 GPU(s) the driver sees: libcufft.so.11 "
         f"did not load (looked in {missing} and the system library path) -> pip install "
-        "nvidia-cudnn-cu12 -c docker/cuda-constraints.txt")
+        "nvidia-cufft-cu12 -c docker/cuda-constraints.txt")
 
 
 def test_a_library_in_a_searched_folder_loads_from_there(tmp_path):
