@@ -113,3 +113,4 @@ def resume(task: Task, log: Callable[[str], None]) -> Resumed | None:
     log(f"{task.name:<10} resuming after epoch {state['epochs_done']}")
     return Resumed(state["epochs_done"], state["train_seconds"], state["history"],
                    state["early_stopping"], state.get("plateau"), arrays)
+

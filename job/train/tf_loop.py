@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -13,9 +12,8 @@ from job.competition import PIXELS
 from job.nets import tf as nets
 from job.system import interrupt
 from job.system.runtime import Runtime, local_runtime
-from job.train import checkpoint, inputs, progress, schedule
+from job.train import checkpoint, epochs, inputs, progress
 from job.train.adam import Adam
-from job.train.early_stopping import EarlyStopping
 from job.train.loss_scale import LossScale
 from job.train.task import Predictor, Split, Task, Trained
 
@@ -33,24 +31,20 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
         optimizer.build(model.trainable_variables)  # slots created eagerly: one trace, not two
         loss_scale = LossScale() if runtime.scales_loss else None
     state = State(model, optimizer, loss_scale)
-    stopper = EarlyStopping(task.train.early_stopping)
-    plateau = (schedule.Plateau(task.train.lr_schedule)
-               if task.train.lr_schedule.kind == "plateau" else None)
-    resumed = checkpoint.resume(task, log)
-    history = state.restore(resumed, stopper, plateau) if resumed else []
-    started = time.perf_counter() - (resumed.seconds if resumed else 0.0)
+    begun = epochs.start(task, state, log)
     steps = make_steps(model, optimizer, loss_scale, runtime)
-    run_epochs(state, steps, task, split, history, (stopper, plateau),
-               resumed.epochs_done if resumed else 0, started, log, runtime)
+    run_epochs(state, steps, task, split, begun, log, runtime)
+    stopper = begun.stopper
     if stopper.restore_best_weights and stopper.best_weights is not None:
         set_weights(model, stopper.best_weights)
-    return progress.finish(task, nets.count_params(model), history, stopper, started,
+    return progress.finish(task, nets.count_params(model), begun.history, stopper, begun.started,
                            inputs.batched_predictor(model, task.train.batch_size),
                            lambda folder: save_module(model, folder / task.name), log)
 
 
 class State:
-    """What a checkpoint holds for the TF loop: model, optimizer, loss scale, dropout RNG."""
+    """What a checkpoint holds for the TF loop: model, optimizer, loss scale, dropout RNG
+    (the `job.train.epochs.Loop` of this style)."""
 
     def __init__(self, model: tf.Module, optimizer: Adam, loss_scale: LossScale | None):
         self.model, self.optimizer, self.loss_scale = model, optimizer, loss_scale
@@ -59,75 +53,49 @@ class State:
         return list(self.optimizer.variables) + list(
             self.loss_scale.variables if self.loss_scale else [])
 
-    def save(self, task: Task, history: list[dict], stopper: EarlyStopping,
-             plateau: schedule.Plateau | None, seconds: float) -> None:
-        """Checkpoint after the epoch just recorded in `history`."""
-        arrays = {"model": [v.numpy() for v in self.model.variables],
-                  "optimizer": [v.numpy() for v in self.optimizer_variables()],
-                  "rng": [self.model.rng.state.numpy()], "best": stopper.best_weights}
-        checkpoint.save(task.checkpoint_dir, len(history), arrays,
-                        checkpoint.small_state(history, stopper, seconds, plateau))
+    def learning_rate(self) -> float:
+        return float(self.optimizer.learning_rate.numpy())
 
-    def restore(self, resumed: checkpoint.Resumed, stopper: EarlyStopping,
-                plateau: schedule.Plateau | None) -> list[dict]:
-        """Put a checkpoint back into the model, optimizer and trackers; its history."""
+    def set_learning_rate(self, rate: float) -> None:
+        self.optimizer.learning_rate.assign(rate)
+
+    def weights(self) -> list[np.ndarray]:
+        return [v.numpy() for v in self.model.variables]
+
+    def arrays(self) -> dict[str, list]:
+        return {"model": self.weights(),
+                "optimizer": [v.numpy() for v in self.optimizer_variables()],
+                "rng": [self.model.rng.state.numpy()]}
+
+    def restore(self, resumed: checkpoint.Resumed) -> None:
+        """Put a checkpoint back into the model, the optimizer and the dropout RNG."""
         checkpoint.assign(self.model.variables, resumed.arrays["model"], "model")
         checkpoint.assign(self.optimizer_variables(), resumed.arrays["optimizer"], "optimizer")
         self.model.rng.state.assign(resumed.arrays["rng"][0])
-        checkpoint.restore_stopping(stopper, resumed.stopping, resumed.arrays["best"])
-        for name, value in (resumed.plateau or {}).items():
-            setattr(plateau, name, value)
-        return list(resumed.history)
 
 
-def run_epochs(state: State, steps: tuple, task: Task, split: Split,
-               history: list[dict], trackers: tuple, first_epoch: int,
-               started: float, log: Callable[[str], None], runtime: Runtime) -> None:
-    """The epoch loop: train, validate, record, log, write TensorBoard, checkpoint, maybe
-    stop. A stop signal abandons the epoch in progress; its checkpoint is the last one."""
+def run_epochs(state: State, steps: tuple, task: Task, split: Split, begun: epochs.Start,
+               log: Callable[[str], None], runtime: Runtime) -> None:
+    """The shared epoch loop (`job.train.epochs`) over this style's compiled steps."""
     train_cfg = task.train
-    stopper, plateau = trackers
     train_steps, evaluate = steps
     batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
     strategy = runtime.strategy
     n_steps = inputs.steps_per_epoch(len(split.train_x), batch)
     per_call = inputs.steps_per_call(n_steps, train_cfg.steps_per_execution)
     batches = iter(strategy.experimental_distribute_dataset(inputs.training_batches(
-        split.train_x, split.train_y, batch, task.order_seed, first_epoch, train_cfg.epochs,
-        train_cfg.augment)))
+        split.train_x, split.train_y, batch, task.order_seed, begun.first_epoch,
+        train_cfg.epochs, train_cfg.augment)))
     validation = strategy.experimental_distribute_dataset(
         inputs.evaluation_batches(split.val_x, split.val_y, batch))
     writers = {kind: tf.summary.create_file_writer(str(task.logdir / kind))
                for kind in ("train", "validation")}
-    try:
-        for epoch in range(first_epoch, train_cfg.epochs):
-            if stopper.stopped_epoch:
-                break   # resumed after the epoch that stopped training
-            start = time.perf_counter()
-            rate = schedule.rate_at(train_cfg.lr_schedule, train_cfg.learning_rate, epoch)
-            if rate is not None:
-                state.optimizer.learning_rate.assign(rate)
-            loss, accuracy = average(train_epoch(train_steps, batches, n_steps, per_call,
-                                                 f"{task.name} epoch {epoch + 1}"))
-            val_loss, val_accuracy = average(evaluate(validation))
-            logs = {"loss": loss, "accuracy": accuracy,
-                    "val_loss": val_loss, "val_accuracy": val_accuracy}
-            learning_rate = float(state.optimizer.learning_rate.numpy())
-            record = progress.end_epoch(task, history, epoch, logs,
-                                        time.perf_counter() - start, learning_rate, log)
-            write_scalars(writers, epoch, logs, learning_rate)
-            if task.report:
-                task.report(record)
-            stop = stopper.update(epoch, logs, lambda: [v.numpy() for v in state.model.variables])
-            if plateau is not None:
-                state.optimizer.learning_rate.assign(plateau.update(logs, learning_rate))
-            if task.checkpoint_dir:
-                state.save(task, history, stopper, plateau, time.perf_counter() - started)
-            if stop:
-                break
-    finally:
-        for writer in writers.values():
-            writer.close()
+
+    def one_epoch(epoch: int) -> tuple[float, float, float, float]:
+        sums = train_epoch(train_steps, batches, n_steps, per_call,
+                           f"{task.name} epoch {epoch + 1}")
+        return (*average(sums), *average(evaluate(validation)))
+    epochs.run(task, begun, state, one_epoch, writers, write_scalars, log)
 
 
 def make_steps(model: tf.Module, optimizer: Adam, loss_scale: LossScale | None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -26,9 +25,8 @@ from job.nets import torch as nets
 from job.nets.torch import set_weights, to_numpy, weights
 from job.system import interrupt
 from job.system.runtime import Runtime, local_runtime
-from job.train import checkpoint, inputs, progress, schedule
+from job.train import checkpoint, epochs, inputs, progress
 from job.train.torch_optim import Adam, LossScale
-from job.train.early_stopping import EarlyStopping
 from job.train.task import Predictor, Split, Task, Trained
 
 BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn, "lstm": nets.build_lstm}
@@ -46,18 +44,13 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
     optimizer = Adam(nets.trained_parameters(model), task.train.learning_rate)
     scaler = LossScale() if runtime.scales_loss else None
     state = State(model, optimizer, scaler)
-    stopper = EarlyStopping(task.train.early_stopping)
-    plateau = (schedule.Plateau(task.train.lr_schedule)
-               if task.train.lr_schedule.kind == "plateau" else None)
-    resumed = checkpoint.resume(task, log)
-    history = state.restore(resumed, stopper, plateau) if resumed else []
-    started = time.perf_counter() - (resumed.seconds if resumed else 0.0)
+    begun = epochs.start(task, state, log)
     forward = torch.compile(model) if runtime.jit_compile else model
-    run_epochs(state, Steps(forward, state, runtime, device), task, split, history,
-               (stopper, plateau), resumed.epochs_done if resumed else 0, started, log)
+    run_epochs(state, Steps(forward, state, runtime, device), task, split, begun, log)
+    stopper = begun.stopper
     if stopper.restore_best_weights and stopper.best_weights is not None:
         set_weights(model, stopper.best_weights)
-    return progress.finish(task, nets.count_params(model), history, stopper, started,
+    return progress.finish(task, nets.count_params(model), begun.history, stopper, begun.started,
                            batched_predictor(model, task.train.batch_size, device),
                            lambda folder: save_model(model, task, folder), log)
 
@@ -94,27 +87,28 @@ def share_threads() -> None:
 
 
 class State:
-    """What a checkpoint holds for the torch loop: model, optimizer, loss scale, dropout RNG."""
+    """What a checkpoint holds for the torch loop: model, optimizer, loss scale, dropout RNG
+    (the `job.train.epochs.Loop` of this style)."""
 
     def __init__(self, model: nets.Net, optimizer: Adam, scaler: LossScale | None):
         self.model, self.optimizer, self.scaler = model, optimizer, scaler
 
-    def optimizer_arrays(self) -> list[np.ndarray]:
-        values = self.optimizer.state() + (self.scaler.state() if self.scaler else [])
-        return [to_numpy(v) for v in values]
+    def learning_rate(self) -> float:
+        return float(np.float32(self.optimizer.learning_rate))   # as a float32 variable reads
 
-    def save(self, task: Task, history: list[dict], stopper: EarlyStopping,
-             plateau: schedule.Plateau | None, seconds: float) -> None:
-        """Checkpoint after the epoch just recorded in `history`."""
-        arrays = {"model": weights(self.model), "optimizer": self.optimizer_arrays(),
-                  "rng": [to_numpy(self.model.generator.get_state())],
-                  "best": stopper.best_weights}
-        checkpoint.save(task.checkpoint_dir, len(history), arrays,
-                        checkpoint.small_state(history, stopper, seconds, plateau))
+    def set_learning_rate(self, rate: float) -> None:
+        self.optimizer.learning_rate = rate
 
-    def restore(self, resumed: checkpoint.Resumed, stopper: EarlyStopping,
-                plateau: schedule.Plateau | None) -> list[dict]:
-        """Put a checkpoint back into the model, optimizer and trackers; its history."""
+    def weights(self) -> list[np.ndarray]:
+        return weights(self.model)
+
+    def arrays(self) -> dict[str, list]:
+        optimizer = self.optimizer.state() + (self.scaler.state() if self.scaler else [])
+        return {"model": self.weights(), "optimizer": [to_numpy(v) for v in optimizer],
+                "rng": [to_numpy(self.model.generator.get_state())]}
+
+    def restore(self, resumed: checkpoint.Resumed) -> None:
+        """Put a checkpoint back into the model, the optimizer and the dropout RNG."""
         set_weights(self.model, resumed.arrays["model"])
         values = list(resumed.arrays["optimizer"])
         if self.scaler is not None:
@@ -122,10 +116,6 @@ class State:
             self.scaler.load_state(scale)
         self.optimizer.load_state(values)
         self.model.generator.set_state(torch.from_numpy(resumed.arrays["rng"][0]))
-        checkpoint.restore_stopping(stopper, resumed.stopping, resumed.arrays["best"])
-        for name, value in (resumed.plateau or {}).items():
-            setattr(plateau, name, value)
-        return list(resumed.history)
 
 
 class Steps:
@@ -178,51 +168,25 @@ class Steps:
         return total
 
 
-def run_epochs(state: State, steps: Steps, task: Task, split: Split, history: list[dict],
-               trackers: tuple, first_epoch: int, started: float,
+def run_epochs(state: State, steps: Steps, task: Task, split: Split, begun: epochs.Start,
                log: Callable[[str], None]) -> None:
-    """The epoch loop, the TF loop's: train, validate, record, log, write TensorBoard,
-    checkpoint, maybe stop. A stop signal abandons the epoch in progress."""
+    """The shared epoch loop (`job.train.epochs`) over this style's steps; a stop signal
+    is honoured after every batch."""
     train_cfg = task.train
-    stopper, plateau = trackers
     n_steps = inputs.steps_per_epoch(len(split.train_x), train_cfg.batch_size)
     batches = inputs.training_batches(split.train_x, split.train_y, train_cfg.batch_size,
-                                      task.order_seed, first_epoch, train_cfg.epochs,
+                                      task.order_seed, begun.first_epoch, train_cfg.epochs,
                                       train_cfg.augment).as_numpy_iterator()
     validation = inputs.evaluation_batches(split.val_x, split.val_y, train_cfg.batch_size)
     writers = {kind: SummaryWriter(str(task.logdir / kind)) for kind in ("train", "validation")}
-    try:
-        for epoch in range(first_epoch, train_cfg.epochs):
-            if stopper.stopped_epoch:
-                break   # resumed after the epoch that stopped training
-            start = time.perf_counter()
-            rate = schedule.rate_at(train_cfg.lr_schedule, train_cfg.learning_rate, epoch)
-            if rate is not None:
-                state.optimizer.learning_rate = rate
-            total = torch.zeros(3, device=steps.device)
-            for _ in range(n_steps):
-                total += steps.train(*next(batches))
-                interrupt.check(f"{task.name} epoch {epoch + 1}")
-            loss, accuracy = average(total)
-            val_loss, val_accuracy = average(steps.evaluate(validation.as_numpy_iterator()))
-            logs = {"loss": loss, "accuracy": accuracy,
-                    "val_loss": val_loss, "val_accuracy": val_accuracy}
-            learning_rate = float(np.float32(state.optimizer.learning_rate))
-            progress.end_epoch(task, history, epoch, logs, time.perf_counter() - start,
-                               learning_rate, log)
-            write_scalars(writers, epoch, logs, learning_rate)
-            if task.report:
-                task.report(history[-1])
-            stop = stopper.update(epoch, logs, lambda: weights(state.model))
-            if plateau is not None:
-                state.optimizer.learning_rate = plateau.update(logs, learning_rate)
-            if task.checkpoint_dir:
-                state.save(task, history, stopper, plateau, time.perf_counter() - started)
-            if stop:
-                break
-    finally:
-        for writer in writers.values():
-            writer.close()
+
+    def one_epoch(epoch: int) -> tuple[float, float, float, float]:
+        total = torch.zeros(3, device=steps.device)
+        for _ in range(n_steps):
+            total += steps.train(*next(batches))
+            interrupt.check(f"{task.name} epoch {epoch + 1}")
+        return (*average(total), *average(steps.evaluate(validation.as_numpy_iterator())))
+    epochs.run(task, begun, state, one_epoch, writers, write_scalars, log)
 
 
 def average(sums: torch.Tensor) -> tuple[float, float]:
