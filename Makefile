@@ -31,8 +31,8 @@ download: $(STAMP) ## download the competition data (CONFIG's data.dir); FORCE=1
 submit: $(STAMP) ## submit RUN (default runs/latest) to Kaggle; ARGS="--dry-run|--wait|--force|--message M"
 	$(PY) -m job submit --runs-dir $(RUNS) $(if $(RUN),--run $(RUN)) $(ARGS)
 
-test: $(STAMP) ## run the test suite CI runs (slow tests excluded)
-	$(PY) -m pytest -m "not slow" -q
+test: $(STAMP) ## run the test suite CI runs (slow tests excluded), in two processes
+	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadfile
 
 test-all: $(STAMP) ## run every test, slow ones included
 	$(PY) -m pytest -q

@@ -176,6 +176,8 @@ def kaggle_run(competition_files, tmp_path_factory):
     with KaggleStandin(competition_files, competition=COMPETITION, key=KEY) as standin:
         result = job(standin, root / "home", "train", "--config", str(REPO / "configs/smoke.yaml"),
                      "--set", "data.source=auto", "--set", f"data.dir={root / 'comp'}",
+                     # two styles are enough to have a best model to submit
+                     "--set", "models=[ffn-tf, cnn-keras]",
                      "--set", "output.runs_dir=runs", cwd=root)
     assert result.returncode == 0, result.stderr[-2000:]
     return root, Path(result.stdout.strip().splitlines()[-1])

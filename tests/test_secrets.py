@@ -76,6 +76,7 @@ def session(tmp_path_factory):
         data = ["--set", "data.dir=comp", "--set", "kaggle.backoff_seconds=0.01"]
         job("download", "env", "download", "--config", str(SMOKE), *data)
         job("train", "key", "train", "--config", str(SMOKE), "--set", "data.source=auto",
+            "--set", "models=[ffn-tf, ffn-torch]",   # a run to submit, in two frameworks
             "--set", "output.runs_dir=runs", *data)
         job("submit --dry-run", "key", "submit", "--dry-run")
         job("submit --wait", "token", "submit", "--wait")

@@ -126,9 +126,9 @@ def test_tensorboard_has_the_tags_and_steps_of_the_other_styles(tmp_path, split)
 
 
 def test_mixed_bfloat16_trains_with_float32_logits(tmp_path, split):
-    trained = torch_loop.fit(task(tmp_path, "cnn", epochs=3), split, lambda line: None,
+    trained = torch_loop.fit(task(tmp_path, "cnn", epochs=2), split, lambda line: None,
                              local_runtime("mixed_bfloat16"))
-    plain = torch_loop.fit(task(tmp_path / "plain", "cnn", epochs=3), split, lambda line: None)
+    plain = torch_loop.fit(task(tmp_path / "plain", "cnn", epochs=2), split, lambda line: None)
     assert np.isfinite(losses(trained)).all() and losses(trained)[-1] < losses(trained)[0]
     assert losses(trained) != losses(plain)   # autocast really changed the arithmetic
     logits = trained.predict_logits(split.val_x[:8])
