@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 from job.train import checkpoint, progress, schedule
 from job.train.early_stopping import EarlyStopping
@@ -57,11 +57,12 @@ def start(task: Task, state: Loop, log: Callable[[str], None]) -> Start:
 
 
 def run(task: Task, begun: Start, state: Loop,
-        train_epoch: Callable[[int], tuple[float, float, float, float]],
+        train_epoch: Callable[[int], tuple[Sequence, Sequence]],
         writers: dict, write: Callable[[dict, int, dict, float], None],
         log: Callable[[str], None]) -> None:
-    """Epochs from where `begun` left off: set the scheduled rate, `train_epoch` (loss,
-    accuracy, val_loss, val_accuracy of one epoch), record and log, `write` TensorBoard
+    """Epochs from where `begun` left off: set the scheduled rate, `train_epoch` (the
+    training and the validation [summed loss, correct, examples] of one epoch, averaged
+    here for every style alike), record and log, `write` TensorBoard
     (train and validation `writers`, closed at the end), report, early stopping, the
     plateau schedule, the checkpoint; stop when early stopping says so. A stop signal
     raised inside `train_epoch` abandons that epoch: the last checkpoint is the one before."""
@@ -84,7 +85,9 @@ def run_epochs(task: Task, begun: Start, state: Loop, train_epoch: Callable,
         rate = schedule.rate_at(config.lr_schedule, config.learning_rate, epoch)
         if rate is not None:
             state.set_learning_rate(rate)
-        logs = dict(zip(progress.METRICS, train_epoch(epoch)))
+        trained, validated = train_epoch(epoch)
+        logs = dict(zip(progress.METRICS, (*progress.average(trained),
+                                           *progress.average(validated))))
         learning_rate = state.learning_rate()
         record = progress.end_epoch(task, history, epoch, logs,
                                     time.perf_counter() - started, learning_rate, log)

@@ -16,6 +16,13 @@ from job.train.task import Predictor, Task, Trained
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
+def average(sums) -> tuple[float, float]:
+    """Sample-weighted mean loss and accuracy from an epoch's [summed loss, correct count,
+    examples], as Keras computes them: every style's loop sums, this divides."""
+    loss, correct, count = (float(v) for v in sums)
+    return loss / count, correct / count
+
+
 def epoch_record(epoch: int, logs: dict, seconds: float, learning_rate: float) -> dict:
     """One history row: 1-based epoch, the shared metrics, time and learning rate."""
     record = {"epoch": epoch + 1}

@@ -91,10 +91,10 @@ def run_epochs(state: State, steps: tuple, task: Task, split: Split, begun: epoc
     writers = {kind: tf.summary.create_file_writer(str(task.logdir / kind))
                for kind in ("train", "validation")}
 
-    def one_epoch(epoch: int) -> tuple[float, float, float, float]:
+    def one_epoch(epoch: int) -> tuple[np.ndarray, np.ndarray]:
         sums = train_epoch(train_steps, batches, n_steps, per_call,
                            f"{task.name} epoch {epoch + 1}")
-        return (*average(sums), *average(evaluate(validation)))
+        return sums.numpy(), evaluate(validation).numpy()
     epochs.run(task, begun, state, one_epoch, writers, write_scalars, log)
 
 
@@ -171,12 +171,6 @@ def train_epoch(train_steps: Callable, batches, n_steps: int, per_call: int,
         sums += train_steps(batches, tf.constant(min(per_call, n_steps - done)))
         interrupt.check(where)
     return sums
-
-
-def average(sums: tf.Tensor) -> tuple[float, float]:
-    """Sample-weighted mean loss and accuracy over an epoch, as Keras computes them."""
-    loss, correct, count = (float(v) for v in sums.numpy())
-    return loss / count, correct / count
 
 
 def write_scalars(writers: dict, epoch: int, logs: dict, learning_rate: float) -> None:

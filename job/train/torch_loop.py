@@ -180,19 +180,13 @@ def run_epochs(state: State, steps: Steps, task: Task, split: Split, begun: epoc
     validation = inputs.evaluation_batches(split.val_x, split.val_y, train_cfg.batch_size)
     writers = {kind: SummaryWriter(str(task.logdir / kind)) for kind in ("train", "validation")}
 
-    def one_epoch(epoch: int) -> tuple[float, float, float, float]:
+    def one_epoch(epoch: int) -> tuple[list[float], list[float]]:
         total = torch.zeros(3, device=steps.device)
         for _ in range(n_steps):
             total += steps.train(*next(batches))
             interrupt.check(f"{task.name} epoch {epoch + 1}")
-        return (*average(total), *average(steps.evaluate(validation.as_numpy_iterator())))
+        return total.tolist(), steps.evaluate(validation.as_numpy_iterator()).tolist()
     epochs.run(task, begun, state, one_epoch, writers, write_scalars, log)
-
-
-def average(sums: torch.Tensor) -> tuple[float, float]:
-    """Sample-weighted mean loss and accuracy over an epoch, as the other styles compute them."""
-    loss, correct, count = (float(v) for v in sums.cpu())
-    return loss / count, correct / count
 
 
 def write_scalars(writers: dict, epoch: int, logs: dict, learning_rate: float) -> None:
