@@ -69,10 +69,62 @@ def test_overrides_are_typed_and_validated(tmp_path):
     assert config.data.source == "sample"
 
 
+def test_blocks_override_gives_the_published_cnn(tmp_path):
+    config = load_config(write(tmp_path, "train: {}\n"), [
+        "arch.cnn.blocks=[32C3-32C3-32C5S2, 64C3-64C3-64C5S2, 128C4]", "arch.cnn.padding=valid",
+        "arch.cnn.dense=[]", "arch.cnn.dropout=0.4"])
+    cnn = config.arch.cnn
+    assert cnn.blocks == ("32C3-32C3-32C5S2", "64C3-64C3-64C5S2", "128C4")
+    assert (cnn.padding, cnn.dense, cnn.dropout) == ("valid", (), 0.4)
+
+
 def test_resolved_config_round_trips(tmp_path):
     config = load_config(Path("configs/default.yaml"))
     again = load_config(write(tmp_path, yaml.safe_dump(to_dict(config))))
     assert to_dict(again) == to_dict(config)
+
+
+CNN_BAD = "is not a layer like 32C3, 32C5S2, P2 or AP2"
+CNN_CASES = [
+    ("arch: {cnn: {blocks: [32C3, 64C3-64X3]}}\n", [],
+     f'c.yaml: arch.cnn.blocks[1]: "64X3" {CNN_BAD}'),
+    ("train: {}\n", ["arch.cnn.blocks=[32C3-P3]"], f'--set arch.cnn.blocks[0]: "P3" {CNN_BAD}'),
+    ("arch: {cnn: {blocks: [32C0]}}\n", [],
+     ('c.yaml: arch.cnn.blocks[0]: "32C0" holds a 0; filters, kernel and stride are each at '
+      "least 1")),
+    ("arch: {cnn: {blocks: [32C3, P2]}}\n", [],
+     'c.yaml: arch.cnn.blocks[1]: "P2" has no convolution; every block needs one (e.g. 32C3-P2)'),
+    ("arch: {cnn: {blocks: [32]}}\n", [],
+     "c.yaml: arch.cnn.blocks[0]: expected a non-empty string, got 32"),
+    ("arch: {cnn: {padding: full}}\n", [],
+     'c.yaml: arch.cnn.padding: expected one of same | valid, got "full"'),
+    ("arch: {cnn: {filters: [8]}}\n", ["arch.cnn.blocks=[8C3]"],
+     ("c.yaml: arch.cnn.filters: has no effect while arch.cnn.blocks is set; drop it or set "
+      "arch.cnn.blocks: []")),
+    ("arch: {cnn: {blocks: [8C3], pooling: avg}}\n", [],
+     "c.yaml: arch.cnn.pooling: has no effect while arch.cnn.blocks is set"),
+    # valid 5x5 after three strided ones: 28 → 14 → 7 → 4, too small for it.
+    ("arch: {cnn: {blocks: [8C5S2-8C5S2-8C5S2, 8C5], padding: valid}}\n", [],
+     ("c.yaml: arch.cnn.blocks[1]: layer 1 (8C5) meets 4x4 feature maps, smaller than its "
+      "5x5 kernel under arch.cnn.padding: valid; use a smaller kernel, fewer layers or "
+      "padding: same")),
+    # 28 → 14 → 7 → 3 | 3 → 1 → nothing.
+    ("arch: {cnn: {blocks: [8C3-P2-P2-P2, 8C3-P2-P2]}}\n", [],
+     ("c.yaml: arch.cnn.blocks[1]: layer 3 (P2) meets 1x1 feature maps and shrinks them to "
+      "nothing; use fewer layers")),
+    # Two valid 5x5 convs per block: 28 → 24 → 20 → 10 | 6 → 2 → 1 | then a 5x5 meets 1x1.
+    ("arch: {cnn: {filters: [8, 8, 8], kernel_size: 5, padding: valid}}\n", [],
+     ("c.yaml: arch.cnn.kernel_size: conv 1 of block 3 meets 1x1 feature maps, smaller than "
+      "its 5x5 kernel under arch.cnn.padding: valid; use a smaller kernel, fewer blocks or "
+      "padding: same")),
+    # Valid 2x2 convs: 28 → 27 → 13 → 12 → 6 → 5 → 2 → 1, then the 4th pool meets 1x1.
+    ("arch: {cnn: {filters: [4, 4, 4, 4], convs_per_block: 1, kernel_size: 2, padding: valid}}",
+     [], ("c.yaml: arch.cnn.filters: the pool of block 4 meets 1x1 feature maps and shrinks "
+          "them to nothing; use fewer blocks, smaller kernels or padding: same")),
+    ("arch: {cnn: {filters: [4, 4, 4, 4, 4]}}\n", [],
+     ("c.yaml: arch.cnn.filters: 5 pooled blocks shrink the 28x28 image to nothing; use at "
+      "most 4 blocks or set arch.cnn.pooling: none")),
+]
 
 
 @pytest.mark.parametrize("text, overrides, message", [
@@ -98,6 +150,7 @@ def test_resolved_config_round_trips(tmp_path):
     ("models: [ffn-tf, ffn-tf]\n", [], "c.yaml: models: expected a list without repeats"),
     ("arch: {cnn: {batch_norm: maybe}}\n", [],
      'c.yaml: arch.cnn.batch_norm: expected true or false, got "maybe"'),
+    *CNN_CASES,
     ("train: 3\n", [], "c.yaml: train: expected a mapping, got 3"),
     ("train: {epochs: [3}\n", [], "c.yaml line 1: invalid YAML"),
     ("", [], "c.yaml: config file is empty"),

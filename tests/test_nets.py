@@ -1,6 +1,7 @@
 """Both net styles: pinned parameter counts, one architecture, shapes, BatchNorm and seeding."""
 
 import ast
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,21 @@ from job.nets import tf as tf_nets
 # Without BatchNorm, one bias per channel or unit:
 #   convs (288 + 32) + (9_216 + 32) + (18_432 + 64) + (36_864 + 64) = 64_992
 #   dense 802_816 + 256 = 803_072; logits 2_570; total 870_634
+# Chris Deotte's best single MNIST CNN, 32C3-32C3-32C5S2-64C3-64C3-64C5S2-128C4: "valid"
+# 3x3 convs and "same" strided 5x5 ones take the side 28 → 26 → 24 → 12 → 10 → 8 → 4 → 1,
+# so Flatten holds 128 values. Bias-free convs, 4 BatchNorm values per channel, logits:
+DEOTTE = CNNSpec(blocks=("32C3-32C3-32C5S2", "64C3-64C3-64C5S2", "128C4"), padding="valid",
+                 dense=(), dropout=0.4)
+DEOTTE_SIDES = [26, 24, 12, 10, 8, 4, 1]
+DEOTTE_PARAMS = (3*3*1*32 + 3*3*32*32 + 5*5*32*32 + 3*3*32*64 + 3*3*64*64 + 5*5*64*64
+                 + 4*4*64*128 + 4 * (3*32 + 3*64 + 128) + 128*10 + 10)
+assert DEOTTE_PARAMS == 323_872 + 1_664 + 1_290 == 326_826
 PINNED = [
     (FFNSpec(), 535_818),
     (FFNSpec(batch_norm=True), 538_122),
     (CNNSpec(), 871_978),
     (CNNSpec(batch_norm=False), 870_634),
+    (DEOTTE, DEOTTE_PARAMS),
 ]
 
 # Small specs that between them try every option once.
@@ -41,6 +52,14 @@ VARIANTS = [
     # Three pools floor 28 → 14 → 7 → 3.
     CNNSpec(filters=(4, 4, 8), convs_per_block=1, dense=(8, 8), dense_dropout=0.0,
             activation="gelu"),
+    DEOTTE,
+    # Strided "same" convs whose padding is odd, so split unevenly (TF puts the extra row
+    # and column at the bottom right): 28 → 14 → P2 7 → 4 (pad 1+2) → 2 (pad 0+1) → 1 (S3).
+    CNNSpec(blocks=("6C4S2-P2", "8C4S2-8C3S2", "4C2S3"), dense=(8,), batch_norm=False),
+    # "valid" convs with pools inside the blocks: 28 → 26 → P2 13 → 11 → 10 → AP2 5.
+    CNNSpec(blocks=("4C3-P2", "8C3-8C2-AP2"), padding="valid", dense=(8,), activation="tanh"),
+    # The uniform keys with "valid" padding: 28 → 24 → 20 → 10 → 6 → 2 → 1.
+    CNNSpec(filters=(4, 8), kernel_size=5, padding="valid", dense=()),
 ]
 
 
@@ -58,7 +77,8 @@ def tf_layers(net) -> list[tf.Module]:
     if isinstance(net, tf_nets.FFN):
         blocks = list(net.blocks)
     else:
-        blocks = [b for convs in net.conv_blocks for b in convs] + list(net.dense_blocks)
+        blocks = [b for convs in net.conv_blocks for b in convs if isinstance(b, tf_nets.Block)]
+        blocks += list(net.dense_blocks)
     layers = [m for b in blocks for m in (b.linear, b.norm) if m is not None]
     return layers + [net.logits]
 
@@ -104,6 +124,7 @@ def test_styles_build_the_same_net_from_any_spec(spec):
 @pytest.mark.parametrize("spec", [
     FFNSpec(hidden=(32, 16), batch_norm=True, dropout=0.0),
     CNNSpec(filters=(4, 8), dense=(16,), dropout=0.0, dense_dropout=0.0),
+    dataclasses.replace(DEOTTE, dropout=0.0),
 ], ids=repr)
 def test_styles_agree_in_training_mode_batch_norm_included(spec):
     model, net = build_both(spec)

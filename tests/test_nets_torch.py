@@ -1,6 +1,8 @@
 """The PyTorch nets start where the Keras and TF ones start: the same parameter counts,
 the same values moved into torch's layouts, the same function of the pixels."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from job.config import CNNSpec, FFNSpec, LSTMSpec
 from job.nets import keras as keras_nets
 from job.nets import tf as tf_nets
 from job.nets import torch as torch_nets
-from test_nets import LSTM_PINNED, LSTM_VARIANTS, PINNED, VARIANTS, pixels
+from test_nets import DEOTTE, LSTM_PINNED, LSTM_VARIANTS, PINNED, VARIANTS, pixels
 
 BUILD = {FFNSpec: "build_ffn", CNNSpec: "build_cnn", LSTMSpec: "build_lstm"}
 # Also an even kernel, which TF pads more at the bottom right: torch's "same" must too.
@@ -73,6 +75,7 @@ def test_lstm_holds_keras_gates_with_one_trained_bias():
 @pytest.mark.parametrize("spec", [
     FFNSpec(hidden=(32, 16), batch_norm=True, dropout=0.0),
     CNNSpec(filters=(4, 8), dense=(16,), dropout=0.0, dense_dropout=0.0),
+    dataclasses.replace(DEOTTE, dropout=0.0),
 ], ids=repr)
 def test_training_mode_batch_norm_matches_keras_and_its_moving_statistics(spec):
     """Batch statistics in training, Keras' biased-variance update of the moving ones."""

@@ -6,15 +6,20 @@ folder exists or TensorFlow loads, not hours later inside a net builder.
 
 from __future__ import annotations
 
+import dataclasses
+
 from job import competition
+from job.config.cnn import Layer, Pool, conv_blocks, parse_block
 from job.config.schema import MESSAGE_FIELDS, CNNSpec, Config, EnsembleConfig
 from job.config.values import Origin, printable
 from job.errors import ConfigError
 
+CNN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CNNSpec)}
+
 
 def check_config(config: Config, origin: Origin) -> None:
     """Every cross-key rule, in the order a reader meets the keys."""
-    check_pooling(config.arch.cnn, origin)
+    check_cnn(config.arch.cnn, origin)
     check_ensemble(config.ensemble, config.models, origin)
     if config.runtime.distribute == "multi_worker":
         check_multi_worker(config.trained_models, origin.where("runtime.distribute"))
@@ -25,21 +30,55 @@ def check_config(config: Config, origin: Origin) -> None:
     check_message(config.kaggle.message, origin)
 
 
-def pooled_side(spec: CNNSpec) -> int:
-    """Side of the CNN's last feature maps: each 2x2 pool halves it, rounding down."""
-    if spec.pooling == "none":
-        return competition.IMAGE_SIDE
-    return competition.IMAGE_SIDE // 2 ** len(spec.filters)
+def check_cnn(spec: CNNSpec, origin: Origin) -> None:
+    """`blocks` parse, stand alone, and leave at least one pixel at every layer."""
+    for i, text in enumerate(spec.blocks):
+        try:
+            parse_block(text)
+        except ValueError as e:
+            raise ConfigError(f"{origin.where(f'arch.cnn.blocks[{i}]')}: {e}") from None
+    if spec.blocks:
+        for name in ("filters", "convs_per_block", "kernel_size", "pooling"):
+            if getattr(spec, name) != CNN_DEFAULTS[name]:
+                raise ConfigError(
+                    f"{origin.where(f'arch.cnn.{name}')}: has no effect while arch.cnn.blocks "
+                    "is set; drop it or set arch.cnn.blocks: []")
+    side = competition.IMAGE_SIDE
+    for b, block in enumerate(conv_blocks(spec)):
+        for n, layer in enumerate(block):
+            after = layer.side(side, spec)
+            if after < 1:
+                raise ConfigError(f"{origin.where(shrink_key(spec, layer, b))}: "
+                                  f"{shrink_problem(spec, layer, b, n, side)}")
+            side = after
 
 
-def check_pooling(spec: CNNSpec, origin: Origin) -> None:
-    """Each pooled block halves the 28x28 image; five of them leave nothing to classify."""
-    if pooled_side(spec) == 0:
-        side = competition.IMAGE_SIDE
-        raise ConfigError(
-            f"{origin.where('arch.cnn.filters')}: {len(spec.filters)} pooled blocks shrink the "
-            f"{side}x{side} image to nothing; use at most {side.bit_length() - 1} blocks or "
-            "set arch.cnn.pooling: none")
+def shrink_key(spec: CNNSpec, layer: Layer, block: int) -> str:
+    """The key to name when `layer` leaves nothing: the block entry, or the uniform key."""
+    if spec.blocks:
+        return f"arch.cnn.blocks[{block}]"
+    return "arch.cnn.filters" if isinstance(layer, Pool) else "arch.cnn.kernel_size"
+
+
+def shrink_problem(spec: CNNSpec, layer: Layer, block: int, n: int, side: int) -> str:
+    """Why `layer` (the n-th of its block) cannot take side x side maps, and what to do."""
+    image = f"{competition.IMAGE_SIDE}x{competition.IMAGE_SIDE}"
+    if spec.blocks:
+        at, fewer = f"layer {n + 1} ({layer})", "fewer layers"
+    else:
+        if isinstance(layer, Pool) and spec.padding == "same":
+            # Only the pools shrink the maps: each pooled block halves them.
+            return (f"{len(spec.filters)} pooled blocks shrink the {image} image to nothing; "
+                    f"use at most {block} blocks or set arch.cnn.pooling: none")
+        kind = "the pool" if isinstance(layer, Pool) else f"conv {n + 1}"
+        at, fewer = f"{kind} of block {block + 1}", "fewer blocks"
+    if isinstance(layer, Pool):
+        return (f"{at} meets {side}x{side} feature maps and shrinks them to nothing; "
+                f"use {fewer}" + (", smaller kernels or padding: same"
+                                  if spec.padding == "valid" else ""))
+    return (f"{at} meets {side}x{side} feature maps, smaller than its "
+            f"{layer.kernel}x{layer.kernel} kernel under arch.cnn.padding: valid; "
+            f"use a smaller kernel, {fewer} or padding: same")
 
 
 def check_ensemble(ensemble: EnsembleConfig, models: tuple[str, ...], origin: Origin) -> None:
@@ -102,3 +141,4 @@ def check_message(template: str, origin: Origin) -> None:
             f"{origin.where('kaggle.message')}: invalid template ({type(e).__name__}: "
             f"{printable(str(e))}); "
             f"placeholders: {', '.join('{' + k + '}' for k in MESSAGE_FIELDS)}") from None
+

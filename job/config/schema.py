@@ -52,6 +52,10 @@ class CNNSpec:
     convs_per_block: int = _f(2, lo=1)
     kernel_size: int = _f(3, lo=1, hi=IMAGE_SIDE)
     pooling: Literal["max", "avg", "none"] = "max"
+    # Deotte's notation, one entry per block ("32C3-32C3-32C5S2"); in place of the four
+    # keys above when set. Parsed and checked by job.config.cnn and job.config.checks.
+    blocks: tuple[str, ...] = _f(())
+    padding: Literal["same", "valid"] = _f("same")
     batch_norm: bool = True
     batch_norm_momentum: float = _f(0.9, lo=0.0, hi=1.0, hi_open=True)
     dropout: float = _f(0.25, lo=0.0, hi=1.0, hi_open=True)

@@ -13,7 +13,7 @@ import itertools
 import keras
 
 from job.competition import IMAGE_SIDE, NUM_CLASSES
-from job.config import CNNSpec, FFNSpec, LSTMSpec
+from job.config import CNNSpec, FFNSpec, LSTMSpec, cnn
 from job.nets.seeds import layer_seed
 
 # Dropout seeds live far from the kernel seeds (index = layer number) of the same build.
@@ -62,14 +62,15 @@ def build_cnn(spec: CNNSpec, seed: int) -> keras.Model:
     use_bias = not spec.batch_norm
     inputs = keras.Input(shape=(IMAGE_SIDE * IMAGE_SIDE,), name="pixels")
     x = keras.layers.Reshape((IMAGE_SIDE, IMAGE_SIDE, 1))(inputs)
-    for filters in spec.filters:
-        for _ in range(spec.convs_per_block):
-            conv = keras.layers.Conv2D(filters, spec.kernel_size, padding="same",
-                                       use_bias=use_bias,
+    for block in cnn.conv_blocks(spec):
+        for layer in block:
+            if isinstance(layer, cnn.Pool):
+                x = POOLING[layer.kind](pool_size=2, strides=2)(x)
+                continue
+            conv = keras.layers.Conv2D(layer.filters, layer.kernel, strides=layer.stride,
+                                       padding=layer.padding(spec), use_bias=use_bias,
                                        kernel_initializer=glorot(next(seeds)))
             x = add_block(x, conv, spec)
-        if spec.pooling in POOLING:
-            x = POOLING[spec.pooling](pool_size=2, strides=2)(x)
         x = add_dropout(x, spec.dropout, next(dropout_seeds))
     x = keras.layers.Flatten()(x)
     for width in spec.dense:

@@ -21,8 +21,7 @@ import math
 import tensorflow as tf
 
 from job.competition import IMAGE_SIDE, NUM_CLASSES
-from job.config import CNNSpec, FFNSpec, LSTMSpec
-from job.config.checks import pooled_side
+from job.config import CNNSpec, FFNSpec, LSTMSpec, cnn
 from job.nets.seeds import glorot_uniform, layer_seed, orthogonal
 
 # Keras' BatchNormalization epsilon, so both styles normalise alike (the momentum
@@ -40,13 +39,6 @@ ACTIVATIONS = {
 }
 
 
-def pool(x: tf.Tensor, kind: str) -> tf.Tensor:
-    """2x2 pooling with stride 2 and no padding, as Keras' MaxPooling2D/AveragePooling2D(2)."""
-    if kind == "max":
-        return tf.nn.max_pool2d(x, ksize=2, strides=2, padding="VALID")
-    if kind == "avg":
-        return tf.nn.avg_pool2d(x, ksize=2, strides=2, padding="VALID")
-    return x
 
 
 def dropout(x: tf.Tensor, rate: float, training: bool, rng: tf.random.Generator) -> tf.Tensor:
@@ -71,18 +63,31 @@ class Dense(tf.Module):
 
 
 class Conv(tf.Module):
-    """Stride-1 "same" 2-D convolution (+ bias), Glorot-uniform kernel and zero bias."""
+    """2-D convolution (+ bias), Glorot-uniform kernel and zero bias; "SAME" or "VALID"."""
 
     def __init__(self, size: int, channels_in: int, filters: int, seed: int,
-                 use_bias: bool = True):
+                 use_bias: bool = True, stride: int = 1, padding: str = "same"):
         super().__init__()
         shape = (size, size, channels_in, filters)
         self.kernel = tf.Variable(glorot_uniform(shape, seed), name="kernel")
         self.bias = tf.Variable(tf.zeros([filters]), name="bias") if use_bias else None
+        self.stride, self.padding = stride, padding.upper()
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        y = tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), strides=1, padding="SAME")
+        y = tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), strides=self.stride,
+                         padding=self.padding)
         return y if self.bias is None else y + tf.cast(self.bias, x.dtype)
+
+
+class Pool(tf.Module):
+    """2x2 pooling with stride 2 and no padding, as Keras' MaxPooling2D/AveragePooling2D(2)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.op = tf.nn.max_pool2d if kind == "max" else tf.nn.avg_pool2d
+
+    def __call__(self, x: tf.Tensor, training: bool) -> tf.Tensor:
+        return self.op(x, ksize=2, strides=2, padding="VALID")
 
 
 class BatchNorm(tf.Module):
@@ -155,7 +160,7 @@ class FFN(tf.Module):
 
 
 class CNN(tf.Module):
-    """Conv blocks, each pooled and dropped out; Flatten; Dense blocks; Dense(10) logits."""
+    """Conv blocks (`cnn.conv_blocks`), each dropped out; Flatten; Dense blocks; logits."""
 
     def __init__(self, spec: CNNSpec, seed: int, compute_dtype: str = "float32"):
         super().__init__(name="cnn_tf")
@@ -165,13 +170,19 @@ class CNN(tf.Module):
         use_bias = not spec.batch_norm
         self.conv_blocks = []
         channels = 1
-        for filters in spec.filters:
-            self.conv_blocks.append([
-                Block(Conv(spec.kernel_size, c_in, filters, next(seeds), use_bias),
-                      filters, spec)
-                for c_in in [channels] + [filters] * (spec.convs_per_block - 1)])
-            channels = filters
-        widths = (pooled_side(spec) ** 2 * channels, *spec.dense)
+        for plan in cnn.conv_blocks(spec):
+            block = []
+            for layer in plan:
+                if isinstance(layer, cnn.Pool):
+                    block.append(Pool(layer.kind))
+                    continue
+                conv = Conv(layer.kernel, channels, layer.filters, next(seeds), use_bias,
+                            layer.stride, layer.padding(spec))
+                block.append(Block(conv, layer.filters, spec))
+                channels = layer.filters
+            self.conv_blocks.append(block)
+        side, channels = cnn.feature_shape(spec)
+        widths = (side * side * channels, *spec.dense)
         self.dense_blocks = [
             Block(Dense(n_in, n_out, next(seeds), use_bias), n_out, spec)
             for n_in, n_out in zip(widths, widths[1:])]
@@ -179,10 +190,10 @@ class CNN(tf.Module):
 
     def __call__(self, x, training: bool) -> tf.Tensor:
         x = tf.reshape(tf.cast(x, self.compute_dtype), [-1, IMAGE_SIDE, IMAGE_SIDE, 1])
-        for convs in self.conv_blocks:
-            for conv in convs:
-                x = conv(x, training)
-            x = dropout(pool(x, self.spec.pooling), self.spec.dropout, training, self.rng)
+        for block in self.conv_blocks:
+            for layer in block:
+                x = layer(x, training)
+            x = dropout(x, self.spec.dropout, training, self.rng)
         # Row-major over (height, width, channels), the order of Keras' Flatten.
         x = tf.reshape(x, [-1, math.prod(x.shape[1:])])
         for block in self.dense_blocks:

@@ -26,8 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from job.competition import IMAGE_SIDE, NUM_CLASSES
-from job.config import CNNSpec, FFNSpec, LSTMSpec
-from job.config.checks import pooled_side
+from job.config import CNNSpec, FFNSpec, LSTMSpec, cnn
 from job.nets.seeds import glorot_uniform, layer_seed, orthogonal
 from job.nets.tf import BN_EPSILON
 
@@ -38,6 +37,7 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
 }
+POOLING = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
 def draw(tf_draw) -> torch.Tensor:
@@ -55,10 +55,28 @@ def dense(fan_in: int, units: int, seed: int, use_bias: bool = True) -> nn.Linea
     return layer
 
 
-def conv(size: int, channels_in: int, filters: int, seed: int, use_bias: bool) -> nn.Conv2d:
-    """Stride-1 "same" nn.Conv2d holding the HWIO draw as OIHW. For an even kernel torch,
+class StridedConv(nn.Conv2d):
+    """A strided conv padded as TensorFlow's "SAME" (torch refuses padding="same" with a
+    stride): out = ceil(side / stride), the odd row and column of padding at the bottom
+    and right."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (stride, _), (kernel, _) = self.stride, self.kernel_size
+        pads = []
+        for side in (x.shape[-1], x.shape[-2]):      # F.pad wants the last axis first
+            total = max((-(-side // stride) - 1) * stride + kernel - side, 0)
+            pads += [total // 2, total - total // 2]
+        return super().forward(F.pad(x, pads))
+
+
+def conv(size: int, channels_in: int, filters: int, seed: int, use_bias: bool,
+         stride: int = 1, padding: str = "same") -> nn.Conv2d:
+    """nn.Conv2d holding the HWIO draw as OIHW. For an even kernel under "same" torch,
     like TensorFlow, pads the extra row and column at the bottom and right."""
-    layer = nn.Conv2d(channels_in, filters, size, padding="same", bias=use_bias)
+    if stride > 1:
+        layer = StridedConv(channels_in, filters, size, stride=stride, bias=use_bias)
+    else:
+        layer = nn.Conv2d(channels_in, filters, size, padding=padding, bias=use_bias)
     with torch.no_grad():
         layer.weight.copy_(draw(glorot_uniform((size, size, channels_in, filters), seed))
                            .permute(3, 2, 0, 1))
@@ -153,7 +171,7 @@ class FFN(Net):
 
 
 class CNN(Net):
-    """Conv blocks, each pooled and dropped out; Flatten (NHWC order); Dense blocks; logits."""
+    """Conv blocks (`cnn.conv_blocks`), each dropped out; Flatten (NHWC); Dense blocks; logits."""
 
     def __init__(self, spec: CNNSpec, seed: int, device: str = "cpu"):
         super().__init__(seed, device)
@@ -162,31 +180,30 @@ class CNN(Net):
         use_bias = not spec.batch_norm
         self.conv_blocks = nn.ModuleList()
         channels = 1
-        for filters in spec.filters:
-            self.conv_blocks.append(nn.ModuleList(
-                Block(conv(spec.kernel_size, c_in, filters, next(seeds), use_bias), filters, spec)
-                for c_in in [channels] + [filters] * (spec.convs_per_block - 1)))
-            channels = filters
-        widths = (pooled_side(spec) ** 2 * channels, *spec.dense)
+        for plan in cnn.conv_blocks(spec):
+            block = nn.ModuleList()
+            for layer in plan:
+                if isinstance(layer, cnn.Pool):   # 2x2, stride 2, no padding, as in Keras
+                    block.append(POOLING[layer.kind](2, 2))
+                    continue
+                block.append(Block(conv(layer.kernel, channels, layer.filters, next(seeds),
+                                        use_bias, layer.stride, layer.padding(spec)),
+                                   layer.filters, spec))
+                channels = layer.filters
+            self.conv_blocks.append(block)
+        side, channels = cnn.feature_shape(spec)
+        widths = (side * side * channels, *spec.dense)
         self.dense_blocks = nn.ModuleList(
             Block(dense(n_in, n_out, next(seeds), use_bias), n_out, spec)
             for n_in, n_out in zip(widths, widths[1:]))
         self.logits = dense(widths[-1], NUM_CLASSES, next(seeds))
 
-    def pool(self, x: torch.Tensor) -> torch.Tensor:
-        """2x2 pooling, stride 2, no padding (Keras' MaxPooling2D/AveragePooling2D(2))."""
-        if self.spec.pooling == "max":
-            return F.max_pool2d(x, 2, 2)
-        if self.spec.pooling == "avg":
-            return F.avg_pool2d(x, 2, 2)
-        return x
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.view(-1, 1, IMAGE_SIDE, IMAGE_SIDE)
-        for convs in self.conv_blocks:
-            for block in convs:
-                x = block(x)
-            x = self.dropout(self.pool(x), self.spec.dropout)
+        for block in self.conv_blocks:
+            for layer in block:
+                x = layer(x)
+            x = self.dropout(x, self.spec.dropout)
         x = x.permute(0, 2, 3, 1).flatten(1)   # (height, width, channels), Keras' Flatten
         for block in self.dense_blocks:
             x = self.dropout(block(x), self.spec.dense_dropout)
