@@ -127,13 +127,13 @@ def replace_name(config: Config, name: str) -> Config:
 
 
 def to_dict(config: Config) -> dict:
-    """The resolved config as plain YAML-able data (tuples become lists)."""
+    """The resolved config as plain YAML-able data (tuples become lists); the internal
+    fields (the name, a replayed schedule's rates) are no YAML keys and stay out."""
     def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                    if not f.metadata.get("internal")}
         if isinstance(value, tuple):
             return [plain(v) for v in value]
-        if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items()}
         return value
-    data = plain(dataclasses.asdict(config))
-    data.pop("name")
-    return data
+    return plain(config)

@@ -112,6 +112,9 @@ class ScheduleConfig:
     factor: float = _f(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     patience: int = _f(3, lo=0)
     min_learning_rate: float = _f(1e-5, lo=0.0)
+    # Not a YAML key: one rate per epoch, replayed in place of `kind` (a refit repeats the
+    # rates its split run used, whatever rule chose them).
+    rates: tuple[float, ...] = field(default=(), metadata={"internal": True})
 
 
 @dataclass(frozen=True)

@@ -86,8 +86,7 @@ def run_epochs(task: Task, begun: Start, state: Loop, train_epoch: Callable,
         if rate is not None:
             state.set_learning_rate(rate)
         trained, validated = train_epoch(epoch)
-        logs = dict(zip(progress.METRICS, (*progress.average(trained),
-                                           *progress.average(validated))))
+        logs = progress.epoch_logs(trained, validated)
         learning_rate = state.learning_rate()
         record = progress.end_epoch(task, history, epoch, logs,
                                     time.perf_counter() - started, learning_rate, log)

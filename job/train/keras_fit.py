@@ -144,7 +144,8 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
     else:
         model.fit(batches, initial_epoch=first_epoch, epochs=train_cfg.epochs,
                   steps_per_epoch=n_steps,
-                  validation_data=inputs.evaluation_batches(split.val_x, split.val_y, batch),
+                  validation_data=inputs.evaluation_batches(split.val_x, split.val_y, batch)
+                  if split.validates else None,
                   shuffle=False,  # the dataset is already shuffled, per epoch, by seed
                   callbacks=callbacks, verbose=0)
     # Not model.predict: with steps_per_execution it unrolls that many forward passes into

@@ -16,6 +16,17 @@ from job.train.task import Predictor, Task, Trained
 METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
+# An epoch's validation sums when there is no validation: no examples.
+NOTHING = (0.0, 0.0, 0.0)
+
+
+def epoch_logs(trained, validated) -> dict[str, float]:
+    """The shared metrics of an epoch from its training and validation sums; no val_*
+    entries when nothing was validated (a final fit on every labelled row)."""
+    values = average(trained) + (average(validated) if float(validated[2]) else ())
+    return dict(zip(METRICS, values))
+
+
 def average(sums) -> tuple[float, float]:
     """Sample-weighted mean loss and accuracy from an epoch's [summed loss, correct count,
     examples], as Keras computes them: every style's loop sums, this divides."""

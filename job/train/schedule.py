@@ -4,6 +4,7 @@
 `plateau`: lr × factor after `patience` epochs without val_loss improvement, as
 keras.callbacks.ReduceLROnPlateau decides it at each epoch's end; the TF loop's
 `Plateau` mirrors that callback line for line, and a test feeds both one sequence.
+A replayed schedule (`rates`, set by a refit) wins over `kind`: epoch e runs at rates[e].
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ MONITOR = "val_loss"
 
 def rate_at(config: ScheduleConfig, base: float, epoch: int) -> float | None:
     """The rate to set at the start of `epoch` (0-based), or None to leave it."""
+    if config.rates:
+        return config.rates[epoch]
     if config.kind == "exponential":
         return base * config.decay ** epoch
     return None
@@ -56,7 +59,7 @@ def keras_callbacks(config: ScheduleConfig, base: float, resume: dict | None) ->
     """The Keras side of the same schedule."""
     import keras
 
-    if config.kind == "exponential":
+    if config.rates or config.kind == "exponential":
         return [keras.callbacks.LearningRateScheduler(lambda epoch, lr: rate_at(config, base, epoch))]
     if config.kind != "plateau":
         return []

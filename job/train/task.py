@@ -24,6 +24,12 @@ class Split:
     val_x: np.ndarray
     val_y: np.ndarray
 
+    @property
+    def validates(self) -> bool:
+        """False for a final fit on every labelled row: no rows are left to judge it on,
+        so the loops skip validation and log training metrics only."""
+        return len(self.val_x) > 0
+
 
 @dataclass(frozen=True)
 class Task:

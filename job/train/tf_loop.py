@@ -87,14 +87,15 @@ def run_epochs(state: State, steps: tuple, task: Task, split: Split, begun: epoc
         split.train_x, split.train_y, batch, task.order_seed, begun.first_epoch,
         train_cfg.epochs, train_cfg.augment)))
     validation = strategy.experimental_distribute_dataset(
-        inputs.evaluation_batches(split.val_x, split.val_y, batch))
+        inputs.evaluation_batches(split.val_x, split.val_y, batch)) if split.validates else None
     writers = {kind: tf.summary.create_file_writer(str(task.logdir / kind))
-               for kind in ("train", "validation")}
+               for kind in ("train", "validation")[:2 if validation is not None else 1]}
 
     def one_epoch(epoch: int) -> tuple[np.ndarray, np.ndarray]:
         sums = train_epoch(train_steps, batches, n_steps, per_call,
                            f"{task.name} epoch {epoch + 1}")
-        return sums.numpy(), evaluate(validation).numpy()
+        validated = evaluate(validation).numpy() if validation is not None else progress.NOTHING
+        return sums.numpy(), validated
     epochs.run(task, begun, state, one_epoch, writers, write_scalars, log)
 
 
@@ -179,9 +180,10 @@ def write_scalars(writers: dict, epoch: int, logs: dict, learning_rate: float) -
         tf.summary.scalar("epoch_loss", logs["loss"], step=epoch)
         tf.summary.scalar("epoch_accuracy", logs["accuracy"], step=epoch)
         tf.summary.scalar("epoch_learning_rate", learning_rate, step=epoch)
-    with writers["validation"].as_default():
-        tf.summary.scalar("epoch_loss", logs["val_loss"], step=epoch)
-        tf.summary.scalar("epoch_accuracy", logs["val_accuracy"], step=epoch)
+    if "val_loss" in logs:
+        with writers["validation"].as_default():
+            tf.summary.scalar("epoch_loss", logs["val_loss"], step=epoch)
+            tf.summary.scalar("epoch_accuracy", logs["val_accuracy"], step=epoch)
 
 
 def set_weights(model: tf.Module, values: list[np.ndarray]) -> None:

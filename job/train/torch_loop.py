@@ -177,14 +177,18 @@ def run_epochs(state: State, steps: Steps, task: Task, split: Split, begun: epoc
     batches = inputs.training_batches(split.train_x, split.train_y, train_cfg.batch_size,
                                       task.order_seed, begun.first_epoch, train_cfg.epochs,
                                       train_cfg.augment).as_numpy_iterator()
-    validation = inputs.evaluation_batches(split.val_x, split.val_y, train_cfg.batch_size)
-    writers = {kind: SummaryWriter(str(task.logdir / kind)) for kind in ("train", "validation")}
+    validation = (inputs.evaluation_batches(split.val_x, split.val_y, train_cfg.batch_size)
+                  if split.validates else None)
+    writers = {kind: SummaryWriter(str(task.logdir / kind))
+               for kind in ("train", "validation")[:2 if validation is not None else 1]}
 
     def one_epoch(epoch: int) -> tuple[list[float], list[float]]:
         total = torch.zeros(3, device=steps.device)
         for _ in range(n_steps):
             total += steps.train(*next(batches))
             interrupt.check(f"{task.name} epoch {epoch + 1}")
+        if validation is None:
+            return total.tolist(), progress.NOTHING
         return total.tolist(), steps.evaluate(validation.as_numpy_iterator()).tolist()
     epochs.run(task, begun, state, one_epoch, writers, write_scalars, log)
 
@@ -194,8 +198,9 @@ def write_scalars(writers: dict, epoch: int, logs: dict, learning_rate: float) -
     writers["train"].add_scalar("epoch_loss", logs["loss"], epoch)
     writers["train"].add_scalar("epoch_accuracy", logs["accuracy"], epoch)
     writers["train"].add_scalar("epoch_learning_rate", learning_rate, epoch)
-    writers["validation"].add_scalar("epoch_loss", logs["val_loss"], epoch)
-    writers["validation"].add_scalar("epoch_accuracy", logs["val_accuracy"], epoch)
+    if "val_loss" in logs:
+        writers["validation"].add_scalar("epoch_loss", logs["val_loss"], epoch)
+        writers["validation"].add_scalar("epoch_accuracy", logs["val_accuracy"], epoch)
     for writer in writers.values():
         writer.flush()
 
