@@ -8,7 +8,6 @@ reached from here; the stages it calls take arrays and return arrays and numbers
 
 from __future__ import annotations
 
-import functools
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -17,17 +16,15 @@ from typing import Callable
 
 import yaml
 
-from job import train as training
+from job import candidates
 from job.competition import SAMPLE_SUBMISSION_CSV
 from job.config import Config, load_config, replace_name, to_dict
 from job.data import arrays, sample, sources
 from job.errors import Pruned, RunError
 from job.outputs import manifest, preflight, report, submission
 from job.outputs.folder import Run, RunRecord, create_run, mark_latest, read_run, utc_now
-from job.styles import STYLES
 from job.system import interrupt, runtime
-from job.train import ensemble, progress, scoring
-from job.train.task import Predictor, Split, Task, make_task
+from job.train.task import Split
 
 Log = Callable[[str], None]
 
@@ -191,109 +188,46 @@ def fetch_source(source: sources.Source, config: Config, log: Log, warn: Log) ->
 def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dict,
                        log: Log, rt: runtime.Runtime | None = None,
                        within: Within | None = None) -> dict:
-    """Train every configured model, pick the best, write every output."""
+    """Train every candidate, pick the best, make its predictor, write every output."""
     (run.path / "models").mkdir(exist_ok=True)
-    predictors, models = {}, []
+    split = prepared.split
     on_epoch, hparams = (within.on_epoch, within.hparams) if within else (None, {})
-    for task in make_tasks(config, config.models, run, on_epoch):
-        predictors[task.name], row = reuse_finished(task, run, log) or train_one(
-            task, prepared.split, run, log, rt, hparams=hparams)
-        models.append(row)
-    add_ensembles(config, prepared.split, run, log, rt, predictors, models)
-    score_held_out(prepared, predictors, models, log)
-    val_x = prepared.split.val_x
-    report.save_validation(run, val_x, prepared.split.val_y,
-                           {name: predict(val_x) for name, predict in predictors.items()})
-    best = submission.select_best(models)
+    found = candidates.train_candidates(config, split, run, log, rt, on_epoch, hparams)
+    views = candidates.augmented_views(config)
+    if views is not None:
+        candidates.score_with_tta(views, split, found, log)
+    labels = candidates.held_out_labels(prepared.dir)
+    if labels is not None:
+        candidates.score_held_out(prepared.arrays.test_images, labels, found, views, log)
+    report.save_validation(run, split.val_x, split.val_y,
+                           {name: predict(split.val_x)
+                            for name, predict in found.predictors.items()})
+    best = submission.select_best(found.rows)
     log(f"best: {best['name']} (val accuracy {best['val_accuracy']:.4f})")
-    labels = predictors[best["name"]](prepared.arrays.test_images).argmax(axis=1)
-    submission.write_submission(run.path / "submission.csv", labels,
+    predict, plain, made = candidates.final_predictor(config, split, run, log, rt, found,
+                                                      best["name"], views)
+    predicted = predict(prepared.arrays.test_images).argmax(axis=1)
+    if labels is not None:
+        made["test_accuracy"] = float((predicted == labels).mean())
+        if views is not None:
+            without = plain(prepared.arrays.test_images).argmax(axis=1)
+            made["test_accuracy_without_tta"] = float((without == labels).mean())
+        log(f"submission ({describe_submission(made)}): held-out test accuracy "
+            f"{made['test_accuracy']:.4f}")
+    submission.write_submission(run.path / "submission.csv", predicted,
                                 prepared.dir / SAMPLE_SUBMISSION_CSV)
-    metrics = {"best": best["name"], "models": models}
+    metrics = {"best": best["name"], "models": found.rows, "submission": made}
     run.write_json("metrics.json", metrics)
     shutil.rmtree(run.path / "checkpoints", ignore_errors=True)   # every model is saved
     report.write_report(run, record, metrics)
     return metrics
 
 
-def add_ensembles(config: Config, split: Split, run: Run, log: Log, rt, predictors: dict,
-                  models: list[dict]) -> None:
-    """Train the bag's copies (each on its own split of the training rows), then add the
-    averaged candidates, scored on the outer validation split."""
-    settings = config.ensemble
-    groups = {}
-    if settings.members:
-        groups["ensemble"] = list(settings.members)
-    if settings.bag_copies:
-        [base] = make_tasks(config, (settings.bag_model,), run)
-        copies = ensemble.bag_tasks(base, settings.bag_copies)
-        for i, task in enumerate(copies, start=1):
-            own = ensemble.bag_split(split, i, settings.bag_holdout, config.data.seed)
-            predictors[task.name], row = reuse_finished(task, run, log) or train_one(
-                task, own, run, log, rt, judge=split)
-            models.append({**row, "role": f"member of bag-{settings.bag_model}"})
-        groups[f"bag-{settings.bag_model}"] = [t.name for t in copies]
-    rows = {m["name"]: m for m in models}
-    for name, members in groups.items():
-        predictors[name] = ensemble.averaging([predictors[m] for m in members])
-        scores = scoring.score(predictors[name](split.val_x), split.val_y)
-        models.append(ensemble.ensemble_row(name, [rows[m] for m in members], scores))
-        log(f"{name:<10} averages {', '.join(members)}: val accuracy "
-            f"{scores['val_accuracy']:.4f}")
-
-
-def score_held_out(prepared: Prepared, predictors: dict, models: list[dict], log: Log) -> None:
-    """The embedded sample keeps its test labels (test_labels.csv): score every model on
-    those unseen rows too. Competition data has none, and gets no such column."""
-    path = prepared.dir / sample.TEST_LABELS_CSV
-    if not path.is_file():
-        return
-    best = scoring.add_test_accuracy(models, predictors, prepared.arrays.test_images,
-                                     arrays.read_test_labels(path))
-    log(f"held-out test labels: best {best['name']} {best['test_accuracy']:.4f}")
-
-
-def make_tasks(config: Config, names: tuple[str, ...], run: Run,
-               on_epoch: Callable[[str, dict], None] | None = None) -> list[Task]:
-    """One task per model name, e.g. cnn-keras → (cnn, keras), its folders in `run`."""
-    return [make_task(name, config.arch, config.train, config.data.seed,
-                      logdir=run.path / "tensorboard" / name,
-                      checkpoint_dir=run.path / "checkpoints" / name,
-                      report=functools.partial(on_epoch, name) if on_epoch else None)
-            for name in names]
-
-
-def reuse_finished(task: Task, run: Run, log: Log) -> tuple[Predictor, dict] | None:
-    """A model a resumed run already finished: its saved predictor and results row."""
-    if not (run.path / "models" / f"{task.name}.json").is_file():
-        return None
-    log(f"{task.name:<10} already trained in this run; reusing it")
-    return (training.load_predictor(run.path / "models", task),
-            run.read_json(f"models/{task.name}.json"))
-
-
-def train_one(task: Task, split: Split, run: Run, log: Log,
-              rt: runtime.Runtime | None = None, judge: Split | None = None,
-              hparams: dict | None = None) -> tuple:
-    """Train one model in its style, score it, save it, log its hyperparameters; then
-    its results row marks it finished and its checkpoints can go."""
-    log(f"{task.name:<10} training ({STYLES[task.style].description})")
-    trained = training.fit(task, split, log, rt)
-    judge = judge or split   # a bag copy is judged on the outer split, not its own
-    scores = scoring.score(trained.predict_logits(judge.val_x), judge.val_y)
-    trained.save(run.path / "models")
-    progress.write_hparams(task.logdir, {**progress.hparams_of(trained, task.spec, task.train),
-                                         **(hparams or {})}, session=f"{run.id}/{task.name}")
-    log(f"{task.name:<10} done: val accuracy {scores['val_accuracy']:.4f}, "
-        f"{trained.epochs_run} epochs, {trained.seconds_per_epoch:.2f}s/epoch")
-    row = {"name": trained.name, "arch": trained.arch, "style": trained.style,
-           "params": trained.params, "epochs_run": trained.epochs_run,
-           "best_epoch": trained.best_epoch, **scores,
-           "train_seconds": round(trained.train_seconds, 3),
-           "seconds_per_epoch": round(trained.seconds_per_epoch, 4),
-           "history": trained.history}
-    run.write_json(f"models/{task.name}.json", row)
-    shutil.rmtree(task.checkpoint_dir, ignore_errors=True)
-    runtime.return_freed_memory()
-    return trained.predict_logits, row
-
+def describe_submission(made: dict) -> str:
+    """`cnn-keras refit on all rows, TTA 4`, for the log."""
+    parts = [made["model"]]
+    if made["weights"] == "refit":
+        parts.append(f"refit on all {made['fit_rows']:,} labelled rows")
+    if made["tta"]:
+        parts.append(f"TTA {made['tta']}")
+    return ", ".join(parts)

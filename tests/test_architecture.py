@@ -24,10 +24,11 @@ RANKS = {
     "system": 2,
     "data": 3, "nets": 3,
     "train": 4, "outputs": 4, "kaggle": 4,
-    "pipeline": 5, "doctor": 5,
-    "sweep": 6,
-    "cli": 7,
-    "__main__": 8,
+    "candidates": 5, "doctor": 5,
+    "pipeline": 6,
+    "sweep": 7,
+    "cli": 8,
+    "__main__": 9,
 }
 # The one sideways edge: submitting reads a run folder.
 SIDEWAYS = {("kaggle", "outputs")}

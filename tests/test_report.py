@@ -190,3 +190,33 @@ def test_every_style_has_its_own_dash_and_the_legend_names_the_ones_drawn():
     assert plots.legend_title([{"style": "torch"}, {"style": "tf"}, {"style": "tf"}]) == (
         "solid: TF\ndash-dot: Torch")
     assert plots.legend_title([{"style": "keras"}]) == "dashed: Keras"
+
+
+def table_row(name: str, **extra) -> dict:
+    return {"name": name, "arch": "cnn", "style": "keras", "params": 10, "epochs_run": 3,
+            "best_epoch": 2, "val_accuracy": 0.99, "val_loss": 0.05,
+            "seconds_per_epoch": 1.0, "train_seconds": 3.0, **extra}
+
+
+def test_tta_columns_appear_only_when_every_row_has_them():
+    with_tta = report.format_table([table_row("a", tta_val_accuracy=0.985),
+                                    table_row("b", tta_val_accuracy=0.995)], "b")
+    assert "| val accuracy (TTA) |" in with_tta.splitlines()[0]
+    assert with_tta.splitlines()[3].endswith("| 0.9950 |")
+    without = report.format_table([table_row("a", tta_val_accuracy=0.985), table_row("b")], "b")
+    assert "TTA" not in without
+
+
+def test_the_submission_section_says_which_weights_and_how_they_predicted():
+    made = {"model": "bag-cnn-keras", "weights": "refit", "tta": 4, "fit_rows": 42000,
+            "refit": [{"name": "cnn-keras-bag1-full", "epochs_run": 31, "train_seconds": 40.0,
+                       "accuracy": 0.9981}],
+            "test_accuracy": 0.9972, "test_accuracy_without_tta": 0.9944}
+    text = report.format_submission({"best": "bag-cnn-keras", "submission": made})
+    assert "bag-cnn-keras fit again on all 42,000 labelled rows" in text
+    assert "`cnn-keras-bag1-full`: 31 epochs" in text
+    assert "4 distorted copies" in text
+    assert "**0.9972** (without TTA: 0.9944)" in text
+    # A run made before these options existed: the best's own weights, no TTA.
+    older = report.format_submission({"best": "cnn-tf", "models": []})
+    assert "cnn-tf's from its split run" in older and "off (predict.tta: 0)" in older

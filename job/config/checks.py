@@ -28,6 +28,7 @@ def check_config(config: Config, origin: Origin) -> None:
         if problem:
             raise ConfigError(f"{origin.where('runtime.distribute')}: {problem}")
     check_message(config.kaggle.message, origin)
+    check_tta(config, origin)
 
 
 def check_cnn(spec: CNNSpec, origin: Origin) -> None:
@@ -142,3 +143,11 @@ def check_message(template: str, origin: Origin) -> None:
             f"{printable(str(e))}); "
             f"placeholders: {', '.join('{' + k + '}' for k in MESSAGE_FIELDS)}") from None
 
+
+def check_tta(config: Config, origin: Origin) -> None:
+    """TTA draws its distortions from the training augmentation's ranges: it needs some."""
+    if config.predict.tta and not config.train.augment.active:
+        raise ConfigError(
+            f"{origin.where('predict.tta')}: test-time augmentation draws its distortions from "
+            "train.augment's ranges, which are all 0; set rotation_degrees, zoom or shift "
+            "there, or predict.tta: 0")

@@ -128,6 +128,13 @@ class TrainConfig:
     early_stopping: EarlyStoppingConfig = _f(EarlyStoppingConfig)
     augment: AugmentConfig = _f(AugmentConfig)
     lr_schedule: ScheduleConfig = _f(ScheduleConfig)
+    refit_full: bool = False
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    tta: int = _f(0, lo=0, hi=64)
+    seed: int = _f(0, lo=0)
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,7 @@ class Config:
                                  choices=MODEL_NAMES, min_len=1)
     arch: ArchConfig = _f(ArchConfig)
     train: TrainConfig = _f(TrainConfig)
+    predict: PredictConfig = _f(PredictConfig)
     output: OutputConfig = _f(OutputConfig)
     ensemble: EnsembleConfig = _f(EnsembleConfig)
     runtime: RuntimeConfig = _f(RuntimeConfig)

@@ -21,6 +21,10 @@ from job.system.files import write_atomic
 PICTURES_DIR = "report"
 TENSORBOARD_DIR = "tensorboard/report"
 GRID_SIZE = 36   # misclassified digits shown: a 6x6 grid stays readable
+# Columns a run has only sometimes: with TTA, and on data with held-out test labels.
+EXTRA_COLUMNS = (("tta_val_accuracy", "val accuracy (TTA)"),
+                 ("test_accuracy", "test accuracy"),
+                 ("tta_test_accuracy", "test accuracy (TTA)"))
 
 
 @dataclass(frozen=True)
@@ -106,10 +110,10 @@ def write_report(run: Run, manifest: dict, metrics: dict) -> Path:
 
 def format_table(models: list[dict], best: str) -> str:
     """One markdown row per model, a family's styles next to each other (job.styles' order)."""
-    held_out = all("test_accuracy" in m for m in models)
+    extra = [(key, title) for key, title in EXTRA_COLUMNS if all(key in m for m in models)]
     lines = ["| model | arch | style | params | epochs run | best epoch | val accuracy "
-             "| val loss | s/epoch | train s |" + (" test accuracy |" if held_out else ""),
-             "|---|---|---|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if held_out else "")]
+             "| val loss | s/epoch | train s |" + "".join(f" {t} |" for _, t in extra),
+             "|---|---|---|--:|--:|--:|--:|--:|--:|--:|" + "--:|" * len(extra)]
     families = {arch: i for i, arch in enumerate((*ARCHS, "ensemble"))}
     styles = {style: i for i, style in enumerate(STYLES)}
     for m in sorted(models, key=lambda m: (families.get(m["arch"], len(families)),
@@ -120,7 +124,7 @@ def format_table(models: list[dict], best: str) -> str:
             f"| {m['name']}{mark} | {m['arch']} | {m['style']} | {m['params']:,} "
             f"| {m['epochs_run']} | {m['best_epoch'] or '-'} | {m['val_accuracy']:.4f} "
             f"| {m['val_loss']:.4f} | {per_epoch} | {m['train_seconds']:.1f} |"
-            + (f" {m['test_accuracy']:.4f} |" if held_out else ""))
+            + "".join(f" {m[key]:.4f} |" for key, _ in extra))
     notes = [f"- `{m['name']}` averages the softmax of {', '.join(m['members'])}" +
              (": each copy was fit and early-stopped on its own split of the training rows, "
               "so the validation rows are unseen by all of them" if m["name"].startswith("bag-")
@@ -161,6 +165,31 @@ def format_speed(models: list[dict], fit_rows: int | None = None) -> str:
         "family's plain TF loop's."])
 
 
+def format_submission(metrics: dict) -> str:
+    """Which weights made the submission, how they predicted, and (with held-out labels)
+    how well."""
+    made = metrics.get("submission") or {"model": metrics["best"], "weights": "split",
+                                         "tta": 0, "refit": []}
+    if made["weights"] == "refit":
+        lines = [f"- weights: **{made['model']} fit again on all {made['fit_rows']:,} labelled "
+                 "rows** (train + validation), from its initial weights, for the epochs its "
+                 "split run chose, at that run's learning rates; the validation figures above "
+                 "are the split run's"]
+        lines += [f"  - `{r['name']}`: {r['epochs_run']} epochs, {r['train_seconds']:.1f} s, "
+                  f"final training accuracy {r['accuracy']:.4f}" for r in made["refit"]]
+    else:
+        lines = [f"- weights: {made['model']}'s from its split run (train.refit_full is off)"]
+    lines.append(f"- test-time augmentation: the softmax averaged over each test image and "
+                 f"{made['tta']} distorted copies (predict.tta)" if made["tta"] else
+                 "- test-time augmentation: off (predict.tta: 0)")
+    if "test_accuracy" in made:
+        without = (f" (without TTA: {made['test_accuracy_without_tta']:.4f})"
+                   if "test_accuracy_without_tta" in made else "")
+        lines.append(f"- held-out test accuracy of the submitted predictions: "
+                     f"**{made['test_accuracy']:.4f}**{without}")
+    return "\n".join(lines)
+
+
 def format_pictures(missing: str) -> str:
     """Links to the PNGs; says why the validation pictures are absent, if they are."""
     lines = ["### Learning curves", "",
@@ -184,8 +213,9 @@ def format_report(run_id: str, manifest: dict, metrics: dict, missing: str = "")
         f"({data.get('train_rows', '?')} train rows: {data.get('fit_rows', '?')} fit, "
         f"{data.get('val_rows', '?')} validation; {data.get('test_rows', '?')} test rows)",
         f"- best model: **{metrics['best']}** (highest validation accuracy; ties: lower loss)",
-        "- submission: `submission.csv`", "",
+        "- submission: `submission.csv` (how it was made: below)", "",
         "## Models", "", format_table(metrics["models"], metrics["best"]), "",
+        "## The submission", "", format_submission(metrics), "",
         "## The styles side by side", "",
         format_speed(metrics["models"], data.get("fit_rows")), "",
         "Validation metrics are recomputed by the same code for every model from its "

@@ -24,11 +24,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def mean_probabilities(logits: list[np.ndarray]) -> np.ndarray:
+    """Logits whose softmax is the mean of the given logits' softmaxes."""
+    mean = np.mean([softmax(values) for values in logits], axis=0)
+    return np.log(mean + 1e-30).astype(np.float32)
+
+
 def averaging(members: list[Predictor]) -> Predictor:
     """A predictor whose logits are the log of the members' mean probabilities."""
     def predict_logits(images: np.ndarray) -> np.ndarray:
-        mean = np.mean([softmax(predict(images)) for predict in members], axis=0)
-        return np.log(mean + 1e-30).astype(np.float32)
+        return mean_probabilities([predict(images) for predict in members])
     return predict_logits
 
 
