@@ -125,12 +125,12 @@ def test_a_run_interrupted_in_its_refit_resumes_only_the_refit(leaderboard_run, 
 @pytest.mark.slow
 def test_the_leaderboard_config_runs_end_to_end_on_a_cpu(tmp_path):
     """configs/leaderboard.yaml as shipped (mixed_float16, XLA, strided-conv net, bag,
-    refit, TTA), cut to 1 epoch and 2 copies so a CPU gets through it in minutes."""
+    refit), cut to 1 epoch and 2 copies so a CPU gets through it in minutes; TTA on too."""
     (tmp_path / "job").symlink_to(REPO / "job")
     result = run_job("train", "--config", str(REPO / "configs/leaderboard.yaml"),
                      "--set", "train.epochs=1", "--set", "runtime.require_gpu=false",
                      "--set", "ensemble.bag_copies=2", "--set", "output.runs_dir=runs",
-                     "--set", "data.source=sample", cwd=tmp_path)
+                     "--set", "data.source=sample", "--set", "predict.tta=2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run = tmp_path / result.stdout.strip().splitlines()[-1]
     metrics = read(run / "metrics.json")
@@ -138,7 +138,7 @@ def test_the_leaderboard_config_runs_end_to_end_on_a_cpu(tmp_path):
         "cnn-keras", "cnn-keras-bag1", "cnn-keras-bag2", "bag-cnn-keras"]
     assert {m["params"] for m in metrics["models"][:3]} == {326_826}
     made = metrics["submission"]
-    assert made["weights"] == "refit" and made["tta"] == 4 and made["fit_rows"] == 1437
+    assert made["weights"] == "refit" and made["tta"] == 2 and made["fit_rows"] == 1437
     expected = (["cnn-keras-bag1-full", "cnn-keras-bag2-full"]
                 if metrics["best"] == "bag-cnn-keras" else [f"{metrics['best']}-full"])
     assert [r["name"] for r in made["refit"]] == expected

@@ -13,6 +13,8 @@ from job.train import early_stopping, keras_fit, refit, tf_loop, torch_loop
 from job.train.task import Split, Task
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit, "torch": torch_loop.fit}
+# torch_loop.fit called directly (not through choose_device) lets torch say it found no CUDA.
+pytestmark = pytest.mark.filterwarnings("ignore:CUDA initialization")
 
 
 def split_of(images, labels, n_train, n_val):
