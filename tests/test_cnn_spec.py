@@ -101,6 +101,7 @@ def test_published_net_trains_a_step_in_tf():
     assert all(g is not None and np.any(g.numpy()) for g in grads)
 
 
+@pytest.mark.filterwarnings("ignore:CUDA initialization")   # no GPU here; torch says so
 def test_published_net_trains_a_step_in_torch():
     net = torch_nets.build_cnn(DEOTTE, 0).train()
     loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(pixels(8))),
