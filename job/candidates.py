@@ -43,6 +43,10 @@ class Candidates:
     def row(self, name: str) -> dict:
         return next(r for r in self.rows if r["name"] == name)
 
+    def add(self, name: str, predict: Predictor) -> None:
+        """Keep `name`'s predictor, each image set's logits computed once."""
+        self.predictors[name] = ensemble.remembering(predict)
+
 
 def train_candidates(config: Config, split: Split, run: Run, log: Log, rt=None,
                      on_epoch: Callable[[str, dict], None] | None = None,
@@ -51,8 +55,9 @@ def train_candidates(config: Config, split: Split, run: Run, log: Log, rt=None,
     found = Candidates()
     for task in make_tasks(config, config.models, run, on_epoch):
         found.tasks[task.name] = task
-        found.predictors[task.name], row = reuse_finished(task, run, log) or train_one(
+        predict, row = reuse_finished(task, run, log) or train_one(
             task, split, run, log, rt, hparams=hparams)
+        found.add(task.name, predict)
         found.rows.append(row)
     add_ensembles(config, split, run, log, rt, found)
     return found
@@ -71,12 +76,13 @@ def add_ensembles(config: Config, split: Split, run: Run, log: Log, rt,
         for i, task in enumerate(copies, start=1):
             own = ensemble.bag_split(split, i, settings.bag_holdout, config.data.seed)
             found.tasks[task.name] = task
-            found.predictors[task.name], row = reuse_finished(task, run, log) or train_one(
+            predict, row = reuse_finished(task, run, log) or train_one(
                 task, own, run, log, rt, judge=split)
+            found.add(task.name, predict)
             found.rows.append({**row, "role": f"member of bag-{settings.bag_model}"})
         found.members[f"bag-{settings.bag_model}"] = [t.name for t in copies]
     for name, members in found.members.items():
-        found.predictors[name] = ensemble.averaging([found.predictors[m] for m in members])
+        found.add(name, ensemble.averaging([found.predictors[m] for m in members]))
         scores = scoring.score(found.predictors[name](split.val_x), split.val_y)
         found.rows.append(ensemble.ensemble_row(name, [found.row(m) for m in members], scores))
         log(f"{name:<10} averages {', '.join(members)}: val accuracy "
@@ -128,7 +134,8 @@ def final_predictor(config: Config, split: Split, run: Run, log: Log, rt, found:
         refits = [reuse_finished(task, run, log) or refit_one(task, full, run, log, rt)
                   for task in (refit.refit_task(found.tasks[name], found.row(name))
                                for name in found.members.get(best, [best]))]
-        predict = ensemble.averaging([p for p, _ in refits]) if len(refits) > 1 else refits[0][0]
+        predict = ensemble.remembering(ensemble.averaging([p for p, _ in refits])
+                                       if len(refits) > 1 else refits[0][0])
         made.update(weights="refit", fit_rows=len(full.train_x),
                     refit=[{k: v for k, v in row.items() if k != "history"}
                            for _, row in refits])

@@ -97,3 +97,18 @@ def test_ensembles_are_candidates_judged_on_the_outer_validation_split(tmp_path)
             log_loss(labels, mean, labels=list(range(10))), rel=1e-4)
     assert rows[metrics["best"]]["val_accuracy"] == max(r["val_accuracy"] for r in rows.values())
     assert "`bag-ffn-tf` averages" in (run / "report.md").read_text()
+
+
+def test_a_remembering_predictor_computes_each_image_set_once():
+    from job.train.ensemble import remembering
+    calls = []
+
+    def predict(images):
+        calls.append(len(images))
+        return np.full((len(images), 10), float(images.sum()), np.float32)
+    remembered = remembering(predict)
+    a, b = np.zeros((3, 784), np.uint8), np.ones((4, 784), np.uint8)
+    first = remembered(a)
+    assert remembered(a.copy()) is first and calls == [3]   # the same pixels: not again
+    np.testing.assert_array_equal(remembered(b), predict(b))
+    assert calls == [3, 4, 4]

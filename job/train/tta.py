@@ -9,12 +9,10 @@ for every model, style and run. They are rounded back to uint8 pixels, so any pr
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from job.config import AugmentConfig
-from job.train.ensemble import mean_probabilities
+from job.train.ensemble import fingerprint, mean_probabilities
 from job.train.task import Predictor
 
 
@@ -44,7 +42,7 @@ class Views:
 
     def of(self, images: np.ndarray) -> list[np.ndarray]:
         """`images` and its distorted copies, the originals first."""
-        key = hashlib.sha256(np.ascontiguousarray(images).data).hexdigest()
+        key = fingerprint(images)
         if key not in self._drawn:
             self._drawn[key] = [images] + [
                 distorted_copy(images, self.augment, self.seed, copy)
