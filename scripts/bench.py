@@ -113,11 +113,11 @@ def measure_ingest(folder: Path) -> dict:
 def measure_pipeline(split, config, epochs: int) -> dict:
     """The shared input pipeline alone (gather, cast, augmentation, batching), drained as
     fast as it can be: how many images per second the host can feed a GPU."""
-    from job.train import inputs
+    from job.styles.tf import feeding
 
     train_x, train_y = split.train_x, split.train_y
-    steps = inputs.steps_per_epoch(len(train_x), config.train.batch_size)
-    batches = iter(inputs.training_batches(train_x, train_y, config.train.batch_size,
+    steps = feeding.steps_per_epoch(len(train_x), config.train.batch_size)
+    batches = iter(feeding.training_batches(train_x, train_y, config.train.batch_size,
                                            config.data.seed, 0, epochs, config.train.augment))
     seconds = []
     for _ in range(epochs):
@@ -137,7 +137,7 @@ def measure_models(split, config, epochs: int | None, rounds: int, runtime=None)
     job.system.runtime.Runtime) sets device, precision and XLA; None is one plain device."""
     from job import train
     from job.config import EarlyStoppingConfig
-    from job.train.scoring import score
+    from job.candidates.scoring import score
     from job.train.task import make_task
 
     def training(arch: str):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from job.train.adam import Adam
+from job.styles.tf.adam import Adam
 
 SHAPES = [(5, 3), (3,), (3, 3, 2, 4)]
 STEPS = 6

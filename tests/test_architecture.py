@@ -22,16 +22,20 @@ RANKS = {
     "job": 0, "errors": 0, "competition": 0, "styles": 0,   # leaves: facts and the registry
     "config": 1,
     "system": 2,
-    "data": 3, "nets": 3,
+    "data": 3,
     "train": 4, "outputs": 4, "kaggle": 4,
-    "candidates": 5, "doctor": 5,
-    "pipeline": 6,
-    "sweep": 7,
-    "cli": 8,
-    "__main__": 9,
+    # A style's own folder: its framework, its net, loop, optimizer and feeding.
+    "styles.tf": 5, "styles.keras": 5, "styles.torch": 5,
+    # The worker process that trains one model in its style; the doctor's probes.
+    "workers": 6, "doctor": 6,
+    "candidates": 7,
+    "pipeline": 8,
+    "sweep": 9,
+    "cli": 10,
+    "__main__": 11,
 }
-# The one sideways edge: submitting reads a run folder.
-SIDEWAYS = {("kaggle", "outputs")}
+# Sideways edges: submitting reads a run folder; Keras feeds from TensorFlow's tf.data.
+SIDEWAYS = {("kaggle", "outputs"), ("styles.keras", "styles.tf")}
 # Third-party packages data/ must not need: it turns CSVs into arrays and nothing more.
 NOT_IN_DATA = ("tensorflow", "keras", "kaggle", "torch", "tensorboard")
 MAX_LINES = 300
@@ -43,8 +47,10 @@ def module_name(path: Path) -> str:
 
 
 def room(module: str) -> str:
-    """job.train.tf_loop → train; job → job."""
+    """job.train.epochs → train; job.styles.tf.loop → styles.tf; job → job."""
     parts = module.split(".")
+    if len(parts) > 2 and parts[1] == "styles":
+        return f"styles.{parts[2]}"
     return parts[1] if len(parts) > 1 else "job"
 
 
@@ -153,11 +159,9 @@ def test_a_cycle_is_caught():
 
 def test_nothing_heavy_loads_at_import_time():
     """The config is checked before TensorFlow or torch loads, so importing the job's
-    modules (all but the loops and nets, which are the frameworks) loads none of them."""
-    light = [m for m in job_sources() if room(m) != "nets"
-             and m not in ("job.__main__", "job.train.tf_loop", "job.train.keras_fit",
-                           "job.train.torch_loop", "job.train.torch_optim",
-                           "job.train.inputs", "job.train.adam", "job.train.loss_scale")]
+    modules (all but the styles' own folders, which are the frameworks) loads none of them."""
+    light = [m for m in job_sources()
+             if not room(m).startswith("styles.") and m != "job.__main__"]
     code = ("import importlib, sys\n"
             f"for m in {light!r}: importlib.import_module(m)\n"
             "print(sorted(n for n in ('tensorflow', 'keras', 'torch', 'kaggle', 'sklearn',"

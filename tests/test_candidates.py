@@ -77,7 +77,8 @@ def test_every_candidate_is_scored_with_and_without_tta(leaderboard_run):
 def test_the_submission_is_the_refit_models_softmax_averaged_over_the_views(leaderboard_run):
     from job.config import load_config
     from job.data.arrays import read_test_csv, read_test_labels
-    from job.train import load_predictor, tta
+    from job.train import load_predictor
+    from job.candidates import tta
     from job.train.task import make_task
 
     root, run = leaderboard_run

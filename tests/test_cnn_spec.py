@@ -12,9 +12,9 @@ from test_nets import DEOTTE, DEOTTE_SIDES, pixels
 
 from job.config import CNNSpec
 from job.config.cnn import Conv, Pool, conv_blocks, feature_shape, parse_block
-from job.nets import keras as keras_nets
-from job.nets import tf as tf_nets
-from job.nets import torch as torch_nets
+from job.styles.keras import nets as keras_nets
+from job.styles.tf import nets as tf_nets
+from job.styles.torch import nets as torch_nets
 
 
 @pytest.mark.parametrize("text, layers", [

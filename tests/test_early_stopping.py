@@ -6,7 +6,7 @@ import pytest
 
 from job.config import EarlyStoppingConfig
 from job.train.early_stopping import EarlyStopping
-from job.train.keras_fit import early_stopping as keras_early_stopping
+from job.styles.keras.loop import early_stopping as keras_early_stopping
 
 
 class Marker:

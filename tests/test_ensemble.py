@@ -13,8 +13,8 @@ from scipy.special import softmax
 from sklearn.metrics import log_loss
 
 from job.config import ConfigError, load_config
-from job.train import ensemble
-from job.train.scoring import score
+from job.candidates import ensemble
+from job.candidates.scoring import score
 from job.train.task import Split
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ def test_ensembles_are_candidates_judged_on_the_outer_validation_split(tmp_path)
 
 
 def test_a_remembering_predictor_computes_each_image_set_once():
-    from job.train.ensemble import remembering
+    from job.candidates.ensemble import remembering
     calls = []
 
     def predict(images):

@@ -9,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from job.config import CNNSpec, FFNSpec, LSTMSpec
-from job.nets import keras as keras_nets
-from job.nets import tf as tf_nets
+from job.styles.keras import nets as keras_nets
+from job.styles.tf import nets as tf_nets
 
 # FFN 784-512-256-10, no BatchNorm: every Dense has kernel and bias.
 #   (784*512 + 512) + (512*256 + 256) + (256*10 + 10) = 401_920 + 131_328 + 2_570 = 535_818

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from job.config import CNNSpec, FFNSpec, LSTMSpec
-from job.nets import keras as keras_nets
-from job.nets import tf as tf_nets
-from job.nets import torch as torch_nets
+from job.styles.keras import nets as keras_nets
+from job.styles.tf import nets as tf_nets
+from job.styles.torch import nets as torch_nets
 from test_nets import DEOTTE, LSTM_PINNED, LSTM_VARIANTS, PINNED, VARIANTS, pixels
 
 BUILD = {FFNSpec: "build_ffn", CNNSpec: "build_cnn", LSTMSpec: "build_lstm"}

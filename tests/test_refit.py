@@ -9,7 +9,11 @@ import pytest
 
 from job.config import EarlyStoppingConfig, FFNSpec, ScheduleConfig, TrainConfig
 from job.system import interrupt
-from job.train import early_stopping, keras_fit, refit, tf_loop, torch_loop
+from job.train import early_stopping
+from job.styles.keras import loop as keras_fit
+from job.candidates import refit
+from job.styles.tf import loop as tf_loop
+from job.styles.torch import loop as torch_loop
 from job.train.task import Split, Task
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit, "torch": torch_loop.fit}

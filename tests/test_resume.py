@@ -15,7 +15,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from job.system import interrupt
 from job.config import AugmentConfig, CNNSpec, EarlyStoppingConfig, ScheduleConfig, TrainConfig
-from job.train import keras_fit, tf_loop, torch_loop
+from job.styles.keras import loop as keras_fit
+from job.styles.tf import loop as tf_loop
+from job.styles.torch import loop as torch_loop
 from job.train.task import Split, Task
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit, "torch": torch_loop.fit}

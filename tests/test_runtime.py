@@ -15,9 +15,10 @@ from job.config import CNNSpec, EarlyStoppingConfig, FFNSpec, RuntimeConfig, Tra
 from job.errors import DeviceError
 from job.system.runtime import (choose_strategy, cluster_spec, is_chief, local_runtime,
                          return_freed_memory, setup)
-from job.train import keras_fit, tf_loop
+from job.styles.keras import loop as keras_fit
+from job.styles.tf import loop as tf_loop
 from job.train.task import Split, Task
-from job.train.loss_scale import LossScale
+from job.styles.tf.loss_scale import LossScale
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit}
 REPO = Path(__file__).resolve().parent.parent
@@ -56,8 +57,8 @@ def test_mixed_bfloat16_trains_with_float32_weights_and_logits(tmp_path, split, 
 
 def test_bfloat16_runs_in_bfloat16_in_both_styles(split):
     """The policy really changes the arithmetic: bf16 logits differ from float32 ones."""
-    from job.nets import keras as keras_nets
-    from job.nets import tf as tf_nets
+    from job.styles.keras import nets as keras_nets
+    from job.styles.tf import nets as tf_nets
     import keras
     x = tf.cast(split.val_x[:16], tf.float32) / 255
     full = tf_nets.build_ffn(FFNSpec(hidden=(32,)), 0)(x, training=False)
@@ -94,8 +95,8 @@ def test_loss_scale_skips_overflows_and_grows_after_good_steps():
 
 def test_float16_tf_loop_skips_the_step_on_overflow(tmp_path, split):
     """A non-finite gradient under loss scaling leaves the weights untouched."""
-    from job.nets import tf as tf_nets
-    from job.train.adam import Adam
+    from job.styles.tf import nets as tf_nets
+    from job.styles.tf.adam import Adam
     model = tf_nets.build_ffn(FFNSpec(hidden=(8,), dropout=0.0), 0, "float16")
     optimizer = Adam(0.01)
     optimizer.build(model.trainable_variables)

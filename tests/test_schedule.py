@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from job.config import EarlyStoppingConfig, FFNSpec, ScheduleConfig, TrainConfig
-from job.train import keras_fit, schedule, tf_loop
+from job.train import schedule
+from job.styles.keras import loop as keras_fit
+from job.styles.tf import loop as tf_loop
 from job.train.task import Split, Task
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit}

@@ -16,9 +16,10 @@ from job.config import (CNNSpec, EarlyStoppingConfig, FFNSpec, ScheduleConfig, T
                         load_config)
 from job.errors import ConfigError, DeviceError, RunError
 from job.system.runtime import Runtime, check_models, local_runtime
-from job.train import tf_loop, torch_loop
+from job.styles.tf import loop as tf_loop
+from job.styles.torch import loop as torch_loop
 from job.train.task import Split, Task
-from job.train.torch_optim import Adam, LossScale
+from job.styles.torch.optim import Adam, LossScale
 from test_adam import STEPS, random_arrays
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,7 +8,10 @@ import tensorflow as tf
 
 from job.config import CNNSpec, EarlyStoppingConfig, FFNSpec, LSTMSpec, TrainConfig
 from job.errors import TrainingError
-from job.train import inputs, keras_fit, tf_loop, torch_loop
+from job.styles.tf import feeding
+from job.styles.keras import loop as keras_fit
+from job.styles.tf import loop as tf_loop
+from job.styles.torch import loop as torch_loop
 from job.train.task import Split, Task
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit, "torch": torch_loop.fit}
@@ -39,7 +42,7 @@ def test_each_epoch_is_a_fresh_permutation_fixed_by_seed_and_epoch():
     labels = np.arange(10, dtype=np.uint8)
 
     def epochs(first, last):
-        batches = inputs.training_batches(images, labels, 4, seed=3, first_epoch=first,
+        batches = feeding.training_batches(images, labels, 4, seed=3, first_epoch=first,
                                           last_epoch=last)
         flat = np.concatenate([y.numpy() for _, y in batches])
         return flat.reshape(last - first, 10)
@@ -52,10 +55,10 @@ def test_each_epoch_is_a_fresh_permutation_fixed_by_seed_and_epoch():
 
 
 def test_last_partial_batch_is_kept():
-    batches = list(inputs.training_batches(np.zeros((10, 784), np.uint8),
+    batches = list(feeding.training_batches(np.zeros((10, 784), np.uint8),
                                            np.zeros(10, np.uint8), 4, 0, 0, 1))
     assert [len(y) for _, y in batches] == [4, 4, 2]
-    assert inputs.steps_per_epoch(10, 4) == 3
+    assert feeding.steps_per_epoch(10, 4) == 3
 
 
 @pytest.mark.parametrize("arch", ["ffn", "cnn", "lstm"])
@@ -122,7 +125,7 @@ def test_predictions_and_saved_model(tmp_path, split, style):
             pixels=tf.constant(split.val_x))["probabilities"].numpy()
     else:
         model = keras.models.load_model(saved, compile=False)
-        probabilities = tf.nn.softmax(model(inputs.to_model_input(split.val_x))).numpy()
+        probabilities = tf.nn.softmax(model(feeding.to_model_input(split.val_x))).numpy()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(probabilities, tf.nn.softmax(logits).numpy(), atol=1e-5)
 
@@ -149,7 +152,7 @@ def test_training_learns_on_the_sample(tmp_path, sample_split, arch, style):
 def test_steps_per_execution_changes_speed_not_results(tmp_path, split, per_call):
     """Several steps per compiled call (a divisor of the epoch's steps, so Keras never
     runs into the next epoch's batches) train exactly as one step per call does."""
-    assert inputs.steps_per_call(10, per_call) == {4: 2, 16: 10}[per_call]
+    assert feeding.steps_per_call(10, per_call) == {4: 2, 16: 10}[per_call]
     for style in ("tf", "keras"):
         one = FIT[style](task(tmp_path / "one", style=style, epochs=2), split, lambda l: None)
         many = FIT[style](task(tmp_path / "many", style=style, epochs=2,
@@ -166,13 +169,13 @@ def test_augmentation_is_fixed_by_seed_epoch_and_batch():
     aug = AugmentConfig(rotation_degrees=10, zoom=0.1, shift=0.1)
 
     def first_batches(first_epoch: int) -> list[np.ndarray]:
-        batches = inputs.training_batches(images, labels, 4, 5, first_epoch, 3, aug)
+        batches = feeding.training_batches(images, labels, 4, 5, first_epoch, 3, aug)
         return [x.numpy() for x, _ in batches]
 
     run = first_batches(0)
     assert len(run) == 6 and not np.allclose(run[0], run[2])   # epochs differ
     np.testing.assert_array_equal(first_batches(2)[0], run[4])  # a resume replays them
-    plain = [x.numpy() for x, _ in inputs.training_batches(images, labels, 4, 5, 0, 1)]
+    plain = [x.numpy() for x, _ in feeding.training_batches(images, labels, 4, 5, 0, 1)]
     assert not np.allclose(plain[0], run[0])
     assert float(np.abs(plain[0] - run[0]).mean()) < 0.3        # distorted, not destroyed
 

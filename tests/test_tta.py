@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from job.config import AugmentConfig
-from job.train import tta
+from job.candidates import tta
 
 REPO = Path(__file__).resolve().parent.parent
 AUGMENT = AugmentConfig(rotation_degrees=10.0, zoom=0.1, shift=0.1)

@@ -31,7 +31,7 @@ def time_step(spec: CNNSpec, batch: int, device: str, variant: str, jit: bool,
     """The CNN's forward, backward and update on one batch, traced (and compiled) first,
     then timed over `steps` steps; a failure is returned, not raised."""
     import tensorflow as tf
-    from job.nets import tf as nets
+    from job.styles.tf import nets as nets
     try:
         with tf.device(device):
             net = nets.build_cnn(spec, seed=0, compute_dtype=compute_dtype)
@@ -68,8 +68,8 @@ def time_torch_step(spec: CNNSpec, batch: int, on_gpu: bool, steps: int = 10) ->
     try:
         import torch
         import torch.nn.functional as F
-        from job.nets import torch as nets
-        from job.train.torch_optim import Adam
+        from job.styles.torch import nets as nets
+        from job.styles.torch.optim import Adam
 
         device = "cuda" if on_gpu else "cpu"
         net = nets.build_cnn(spec, 0, device)
@@ -102,15 +102,15 @@ def time_pipeline(config: Config, images: int = 8192) -> float:
     """Images per second the shared input pipeline yields with the config's augmentation,
     drained as fast as it can be (random pixels: the work does not depend on them)."""
     import numpy as np
-    from job.train import inputs
+    from job.styles.tf import feeding
 
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (images, 784), dtype=np.uint8)
     labels = rng.integers(0, 10, images).astype(np.uint8)
     batch = config.train.batch_size
-    batches = iter(inputs.training_batches(pixels, labels, batch, config.data.seed, 0, 2,
+    batches = iter(feeding.training_batches(pixels, labels, batch, config.data.seed, 0, 2,
                                            config.train.augment))
-    steps = inputs.steps_per_epoch(images, batch)
+    steps = feeding.steps_per_epoch(images, batch)
     for _ in range(steps):   # the first epoch warms tf.data up
         next(batches)
     start = time.perf_counter()

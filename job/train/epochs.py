@@ -1,6 +1,6 @@
 """The epoch loop the hand-written styles share (plain TF, plain torch): where training
 starts, and what happens around each epoch. Keras' fit runs its own loop, whose callbacks
-(`job.train.keras_fit`) keep the same order: record and log, TensorBoard, report, early
+(`job.styles.keras.loop`) keep the same order: record and log, TensorBoard, report, early
 stopping, the plateau schedule, the checkpoint.
 
 A style hands in its `State` (the model, optimizer and dropout RNG behind `Loop`'s

@@ -16,7 +16,8 @@ import numpy as np  # noqa: E402
 
 from job.config import EarlyStoppingConfig, FFNSpec, RuntimeConfig, TrainConfig  # noqa: E402
 from job.system.runtime import local_runtime, setup  # noqa: E402
-from job.train import keras_fit, tf_loop  # noqa: E402
+from job.styles.keras import loop as keras_fit
+from job.styles.tf import loop as tf_loop  # noqa: E402
 from job.train.task import Split, Task  # noqa: E402
 
 digits = load_digits()

@@ -1,7 +1,7 @@
 """The FFN, CNN and LSTM in plain TensorFlow: tf.Module, tf.Variable and tf.nn ops, no Keras.
 
 From the same spec and seed each net creates the same layers, in the same order and
-with the same initial values, as `job.nets.keras`; the two styles differ only in how
+with the same initial values, as `job.styles.keras.nets`; the two styles differ only in how
 they are written. Every variable exists once `__init__` returns, so `__call__` can run
 eagerly or inside the trainer's tf.function (with `training` a Python bool).
 
@@ -22,11 +22,11 @@ import tensorflow as tf
 
 from job.competition import IMAGE_SIDE, NUM_CLASSES
 from job.config import CNNSpec, FFNSpec, LSTMSpec, cnn
-from job.nets.seeds import glorot_uniform, layer_seed, orthogonal
+from job.train.initial import glorot_uniform, layer_seed, orthogonal
 
 # Keras' BatchNormalization epsilon, so both styles normalise alike (the momentum
 # comes from the spec).
-BN_EPSILON = 1e-3
+from job.train.numerics import BN_EPSILON
 
 ACTIVATIONS = {
     "relu": tf.nn.relu,

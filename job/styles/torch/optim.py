@@ -1,6 +1,6 @@
 """The torch loop's optimizer: Adam and dynamic loss scaling, each exactly Keras' rule.
 
-Adam is step for step what keras.optimizers.Adam (and `job.train.adam`) does.
+Adam is step for step what keras.optimizers.Adam (and `job.styles.tf.adam`) does.
 Not torch.optim.Adam: it adds epsilon to sqrt(v / (1 - beta_2^t)) where Keras adds it to
 sqrt(v) and folds both bias corrections into the step size, so with Keras' epsilon 1e-7
 the two drift apart wherever v is tiny. This is Keras' update in Keras' order of
@@ -13,7 +13,8 @@ from typing import Sequence
 
 import torch
 
-from job.train.loss_scale import GROWTH_STEPS, INITIAL_SCALE
+from job.train.numerics import LOSS_SCALE_GROWTH_STEPS as GROWTH_STEPS
+from job.train.numerics import LOSS_SCALE_INITIAL as INITIAL_SCALE
 
 
 class Adam:
@@ -70,7 +71,7 @@ class Adam:
 
 
 class LossScale:
-    """Keras' LossScaleOptimizer rule under mixed_float16, as `job.train.loss_scale` has it
+    """Keras' LossScaleOptimizer rule under mixed_float16, as `job.styles.tf.loss_scale` has it
     for the TF loop (torch's GradScaler grows after 2000 steps too, but drives only a
     torch.optim optimizer): skip the step and halve the scale after an overflow, double
     it after `growth_steps` finite steps."""

@@ -18,9 +18,9 @@ class Style:
 
 
 STYLES = {
-    "tf": Style("job.train.tf_loop", "plain TensorFlow loop"),
-    "keras": Style("job.train.keras_fit", "Keras fit"),
-    "torch": Style("job.train.torch_loop", "plain PyTorch loop"),
+    "tf": Style("job.styles.tf.loop", "plain TensorFlow loop"),
+    "keras": Style("job.styles.keras.loop", "Keras fit"),
+    "torch": Style("job.styles.torch.loop", "plain PyTorch loop"),
 }
 
 ARCHS = ("ffn", "cnn", "lstm")

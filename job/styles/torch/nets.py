@@ -1,8 +1,8 @@
 """The FFN, CNN and LSTM in plain PyTorch: nn.Module from torch.nn layers.
 
 From the same spec and seed each net computes the same function, from the same initial
-values, as `job.nets.tf` and `job.nets.keras`: the kernels are the same stateless draws
-(`job.nets.seeds`), moved into torch's layouts — dense (in, out) → Linear (out, in),
+values, as `job.styles.tf.nets` and `job.styles.keras.nets`: the kernels are the same stateless draws
+(`job.train.initial`), moved into torch's layouts — dense (in, out) → Linear (out, in),
 conv HWIO → OIHW, the LSTM's (in, 4·units) → (4·units, in) with the gate order
 (input, forget, cell, output) that Keras and nn.LSTM share. Images stay NCHW inside the
 conv blocks and turn NHWC again just before Flatten, so the first dense layer takes the
@@ -27,8 +27,8 @@ from torch import nn
 
 from job.competition import IMAGE_SIDE, NUM_CLASSES
 from job.config import CNNSpec, FFNSpec, LSTMSpec, cnn
-from job.nets.seeds import glorot_uniform, layer_seed, orthogonal
-from job.nets.tf import BN_EPSILON
+from job.train.initial import glorot_uniform, layer_seed, orthogonal
+from job.train.numerics import BN_EPSILON
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
@@ -41,7 +41,7 @@ POOLING = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
 def draw(tf_draw) -> torch.Tensor:
-    """A TensorFlow draw from `job.nets.seeds` as a float32 torch tensor."""
+    """A TensorFlow draw from `job.train.initial` as a float32 torch tensor."""
     return torch.from_numpy(np.asarray(tf_draw.numpy(), dtype=np.float32))
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-INITIAL_SCALE = 2.0 ** 15
-GROWTH_STEPS = 2000
+from job.train.numerics import LOSS_SCALE_GROWTH_STEPS as GROWTH_STEPS
+from job.train.numerics import LOSS_SCALE_INITIAL as INITIAL_SCALE
 
 
 class LossScale(tf.Module):

@@ -1,7 +1,7 @@
 """The FFN, CNN and LSTM with Keras layers: functional models, uncompiled (the trainer compiles).
 
 From the same spec and seed each model has the same layers, in the same order and with
-the same initial values, as `job.nets.tf` creates: kernels are GlorotUniform with a
+the same initial values, as `job.styles.tf.nets` creates: kernels are GlorotUniform with a
 seed per layer from `layer_seed`, biases and BatchNorm take Keras' defaults. Each
 Dropout has its own seed too, so a build is reproducible.
 """
@@ -14,7 +14,7 @@ import keras
 
 from job.competition import IMAGE_SIDE, NUM_CLASSES
 from job.config import CNNSpec, FFNSpec, LSTMSpec, cnn
-from job.nets.seeds import layer_seed
+from job.train.initial import layer_seed
 
 # Dropout seeds live far from the kernel seeds (index = layer number) of the same build.
 DROPOUT_SEED_OFFSET = 500
@@ -22,7 +22,7 @@ POOLING = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2
 
 
 def glorot(seed: int) -> keras.initializers.Initializer:
-    """A GlorotUniform that draws from `seed`, the draw `job.nets.seeds.glorot_uniform` repeats."""
+    """A GlorotUniform that draws from `seed`, the draw `job.train.initial.glorot_uniform` repeats."""
     return keras.initializers.GlorotUniform(seed=seed)
 
 
@@ -90,7 +90,7 @@ def build_lstm(spec: LSTMSpec, seed: int) -> keras.Model:
     inputs = keras.Input(shape=(IMAGE_SIDE * IMAGE_SIDE,), name="pixels")
     x = keras.layers.Reshape((IMAGE_SIDE, IMAGE_SIDE))(inputs)
     for k, units in enumerate(spec.units):
-        # Spelled out although they are Keras' defaults: `job.nets.tf` repeats each one.
+        # Spelled out although they are Keras' defaults: `job.styles.tf.nets` repeats each one.
         x = keras.layers.LSTM(
             units, return_sequences=k < len(spec.units) - 1, unit_forget_bias=True,
             kernel_initializer=glorot(next(seeds)),

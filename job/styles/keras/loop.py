@@ -8,10 +8,11 @@ from typing import Callable
 
 import keras
 
-from job.nets import keras as nets
+from job.styles.keras import nets as nets
 from job.system import interrupt
 from job.system.runtime import Runtime, local_runtime
-from job.train import checkpoint, inputs, progress, schedule
+from job.train import checkpoint, progress, schedule
+from job.styles.tf import feeding
 from job.train.task import Predictor, Split, Task, Trained
 
 BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn, "lstm": nets.build_lstm}
@@ -111,7 +112,7 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
     # Keras' precision policy is global: set it for every model, so none inherits another's.
     keras.mixed_precision.set_global_policy(runtime.mixed_precision)
     batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
-    n_steps = inputs.steps_per_epoch(len(split.train_x), batch)
+    n_steps = feeding.steps_per_epoch(len(split.train_x), batch)
     resumed = checkpoint.resume(task, log)
     with runtime.strategy.scope():
         model = BUILDERS[task.arch](task.spec, train_cfg.seed)
@@ -120,7 +121,7 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
         model.compile(optimizer=keras.optimizers.Adam(train_cfg.learning_rate),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"], jit_compile=runtime.jit_compile,
-                      steps_per_execution=inputs.steps_per_call(
+                      steps_per_execution=feeding.steps_per_call(
                           n_steps, train_cfg.steps_per_execution))
         history = restore(model, resumed) if resumed else []
     started = time.perf_counter() - (resumed.seconds if resumed else 0.0)
@@ -134,7 +135,7 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
                  *([Report(task, history)] if task.report else []), stopper, *rates]
     if task.checkpoint_dir:
         callbacks.append(Checkpoint(task, history, stopper, plateau, started))
-    batches = inputs.training_batches(split.train_x, split.train_y, batch, task.order_seed,
+    batches = feeding.training_batches(split.train_x, split.train_y, batch, task.order_seed,
                                       first_epoch, train_cfg.epochs, train_cfg.augment)
     if first_epoch >= train_cfg.epochs or (resumed and resumed.stopped):
         # Interrupted after its last epoch's checkpoint: only the ending is left.
@@ -144,14 +145,14 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
     else:
         model.fit(batches, initial_epoch=first_epoch, epochs=train_cfg.epochs,
                   steps_per_epoch=n_steps,
-                  validation_data=inputs.evaluation_batches(split.val_x, split.val_y, batch)
+                  validation_data=feeding.evaluation_batches(split.val_x, split.val_y, batch)
                   if split.validates else None,
                   shuffle=False,  # the dataset is already shuffled, per epoch, by seed
                   callbacks=callbacks, verbose=0)
     # Not model.predict: with steps_per_execution it unrolls that many forward passes into
     # one graph and runs them side by side (100-480 MB more with the CNN's test set).
     return progress.finish(task, model.count_params(), history, stopper, started,
-                           inputs.batched_predictor(model, train_cfg.batch_size),
+                           feeding.batched_predictor(model, train_cfg.batch_size),
                            lambda folder: save_model(model, folder / f"{task.name}.keras"), log)
 
 
@@ -172,4 +173,4 @@ def save_model(model: keras.Model, path: Path) -> None:
 def load_predictor(folder: Path, task: Task) -> Predictor:
     """Logits from a .keras archive written by `save_model`."""
     model = keras.models.load_model(folder / f"{task.name}.keras", compile=False)
-    return inputs.batched_predictor(model, task.train.batch_size)
+    return feeding.batched_predictor(model, task.train.batch_size)

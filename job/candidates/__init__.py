@@ -24,7 +24,11 @@ from job.data import arrays, sample
 from job.outputs.folder import Run
 from job.styles import STYLES
 from job.system import runtime
-from job.train import ensemble, progress, refit, scoring, tta
+from job.train import progress
+from job.candidates import ensemble
+from job.candidates import refit
+from job.candidates import scoring
+from job.candidates import tta
 from job.train.task import Predictor, Split, Task, make_task
 
 Log = Callable[[str], None]

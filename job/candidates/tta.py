@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from job.config import AugmentConfig
-from job.train.ensemble import fingerprint, mean_probabilities
+from job.candidates.ensemble import fingerprint, mean_probabilities
 from job.train.task import Predictor
 
 
@@ -22,11 +22,11 @@ def distorted_copy(images: np.ndarray, augment: AugmentConfig, seed: int,
     shifted by its own draw from the augmentation's ranges."""
     import tensorflow as tf
 
-    from job.train import inputs
+    from job.styles.tf import feeding
 
-    x = inputs.to_model_input(tf.constant(images))
+    x = feeding.to_model_input(tf.constant(images))
     seed_pair = tf.constant([seed, copy], tf.int64)
-    out = inputs.distort(x, augment, seed_pair).numpy()
+    out = feeding.distort(x, augment, seed_pair).numpy()
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 

@@ -1,6 +1,6 @@
 """Plain PyTorch training: an autograd step per batch, run epoch by epoch.
 
-The batches are the shared tf.data pipeline's (`job.train.inputs`, augmentation
+The batches are the shared tf.data pipeline's (`job.styles.tf.feeding`, augmentation
 included), read as NumPy and moved to the device; early stopping, the learning-rate
 schedule, the checkpoint format, log lines and TensorBoard tags are the ones the TF
 loop uses. What is torch's own: autograd, torch.autocast for mixed precision (Keras'
@@ -21,12 +21,13 @@ import torch.nn.functional as F
 from torch.utils.tensorboard import SummaryWriter
 
 from job.errors import DeviceError, RunError
-from job.nets import torch as nets
-from job.nets.torch import set_weights, to_numpy, weights
+from job.styles.torch import nets as nets
+from job.styles.torch.nets import set_weights, to_numpy, weights
 from job.system import interrupt
 from job.system.runtime import Runtime, local_runtime
-from job.train import checkpoint, epochs, inputs, progress
-from job.train.torch_optim import Adam, LossScale
+from job.train import checkpoint, epochs, progress
+from job.styles.tf import feeding
+from job.styles.torch.optim import Adam, LossScale
 from job.train.task import Predictor, Split, Task, Trained
 
 BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn, "lstm": nets.build_lstm}
@@ -173,11 +174,11 @@ def run_epochs(state: State, steps: Steps, task: Task, split: Split, begun: epoc
     """The shared epoch loop (`job.train.epochs`) over this style's steps; a stop signal
     is honoured after every batch."""
     train_cfg = task.train
-    n_steps = inputs.steps_per_epoch(len(split.train_x), train_cfg.batch_size)
-    batches = inputs.training_batches(split.train_x, split.train_y, train_cfg.batch_size,
+    n_steps = feeding.steps_per_epoch(len(split.train_x), train_cfg.batch_size)
+    batches = feeding.training_batches(split.train_x, split.train_y, train_cfg.batch_size,
                                       task.order_seed, begun.first_epoch, train_cfg.epochs,
                                       train_cfg.augment).as_numpy_iterator()
-    validation = (inputs.evaluation_batches(split.val_x, split.val_y, train_cfg.batch_size)
+    validation = (feeding.evaluation_batches(split.val_x, split.val_y, train_cfg.batch_size)
                   if split.validates else None)
     writers = {kind: SummaryWriter(str(task.logdir / kind))
                for kind in ("train", "validation")[:2 if validation is not None else 1]}
@@ -212,7 +213,7 @@ def batched_predictor(model: torch.nn.Module, batch_size: int,
         model.eval()
         out = []
         with torch.inference_mode():
-            for x in inputs.evaluation_batches(images, None, batch_size).as_numpy_iterator():
+            for x in feeding.evaluation_batches(images, None, batch_size).as_numpy_iterator():
                 out.append(model(torch.tensor(x, device=device)).float().cpu().numpy())
         return np.concatenate(out)
     return predict_logits

@@ -9,12 +9,13 @@ import numpy as np
 import tensorflow as tf
 
 from job.competition import PIXELS
-from job.nets import tf as nets
+from job.styles.tf import nets as nets
 from job.system import interrupt
 from job.system.runtime import Runtime, local_runtime
-from job.train import checkpoint, epochs, inputs, progress
-from job.train.adam import Adam
-from job.train.loss_scale import LossScale
+from job.train import checkpoint, epochs, progress
+from job.styles.tf import feeding
+from job.styles.tf.adam import Adam
+from job.styles.tf.loss_scale import LossScale
 from job.train.task import Predictor, Split, Task, Trained
 
 BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn, "lstm": nets.build_lstm}
@@ -38,7 +39,7 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
     if stopper.restore_best_weights and stopper.best_weights is not None:
         set_weights(model, stopper.best_weights)
     return progress.finish(task, nets.count_params(model), begun.history, stopper, begun.started,
-                           inputs.batched_predictor(model, task.train.batch_size),
+                           feeding.batched_predictor(model, task.train.batch_size),
                            lambda folder: save_module(model, folder / task.name), log)
 
 
@@ -81,13 +82,13 @@ def run_epochs(state: State, steps: tuple, task: Task, split: Split, begun: epoc
     train_steps, evaluate = steps
     batch = train_cfg.batch_size * runtime.replicas   # batch_size is per replica
     strategy = runtime.strategy
-    n_steps = inputs.steps_per_epoch(len(split.train_x), batch)
-    per_call = inputs.steps_per_call(n_steps, train_cfg.steps_per_execution)
-    batches = iter(strategy.experimental_distribute_dataset(inputs.training_batches(
+    n_steps = feeding.steps_per_epoch(len(split.train_x), batch)
+    per_call = feeding.steps_per_call(n_steps, train_cfg.steps_per_execution)
+    batches = iter(strategy.experimental_distribute_dataset(feeding.training_batches(
         split.train_x, split.train_y, batch, task.order_seed, begun.first_epoch,
         train_cfg.epochs, train_cfg.augment)))
     validation = strategy.experimental_distribute_dataset(
-        inputs.evaluation_batches(split.val_x, split.val_y, batch)) if split.validates else None
+        feeding.evaluation_batches(split.val_x, split.val_y, batch)) if split.validates else None
     writers = {kind: tf.summary.create_file_writer(str(task.logdir / kind))
                for kind in ("train", "validation")[:2 if validation is not None else 1]}
 
@@ -196,7 +197,7 @@ def save_module(model: tf.Module, path: Path) -> None:
     """A SavedModel whose signature takes uint8 pixels and returns probabilities."""
     @tf.function(input_signature=[tf.TensorSpec([None, PIXELS], tf.uint8, name="pixels")])
     def serve(pixels):
-        return {"probabilities": tf.nn.softmax(model(inputs.to_model_input(pixels),
+        return {"probabilities": tf.nn.softmax(model(feeding.to_model_input(pixels),
                                                      training=False))}
     tmp = path.with_name(f".{path.name}.tmp")
     tf.saved_model.save(model, str(tmp), signatures={"serving_default": serve})

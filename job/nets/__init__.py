@@ -1,1 +1,0 @@
-"""The FFN, CNN and LSTM, each built from its spec with Keras layers and in plain TensorFlow."""

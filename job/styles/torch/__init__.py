@@ -1,0 +1,1 @@
+"""The torch style: its net builder, loop, optimizer and input feeding; the only folder that imports its framework."""
