@@ -4,6 +4,7 @@ import ast
 import dataclasses
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -249,6 +250,15 @@ def test_lstm_styles_start_identical(spec):
     x = pixels(3)
     np.testing.assert_allclose(net(x, training=False), model(x, training=False),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_keras_model_with_numpy_draws_saves_and_loads(tmp_path):
+    """The registered initializers survive a .keras file: it loads, holding the same values."""
+    model = keras_nets.build_lstm(LSTMSpec(units=(4,), dense=(3,)), 5)
+    model.save(tmp_path / "lstm.keras")
+    loaded = keras.models.load_model(tmp_path / "lstm.keras", compile=False)
+    for a, b in zip(model.weights, loaded.weights, strict=True):
+        np.testing.assert_array_equal(b.numpy(), a.numpy())
 
 
 def test_lstm_recurrent_kernel_is_orthogonal_with_forget_bias_one():

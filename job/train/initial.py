@@ -1,36 +1,51 @@
-"""The initial draws every style starts from: one seed per layer, Keras' stateless draws.
+"""The initial kernels every style starts from: one seed per layer, drawn in NumPy alone.
 
-Keras' initializers with an int seed draw statelessly, so a net written in another
-style makes the same values by repeating the same draws here (and moving them into
-its own layouts).
+A torch worker process builds its net without TensorFlow installed, so the draws cannot
+be TensorFlow's; drawing them here in NumPy lets the TF, Keras and torch nets all start
+from the same arrays (each moves them into its own layouts). Each draw is a pure
+function of (shape, seed): a fresh `np.random.default_rng(seed)` per layer, no global state.
 """
 
 from __future__ import annotations
 
 import math
 
-import tensorflow as tf
+import numpy as np
 
 
 def layer_seed(seed: int, index: int) -> int:
     """The seed of the index-th seeded layer of a net built with `seed`."""
-    # Keras draws from an int seed s with the stateless seed [s, 0] taken mod 2**31 - 2;
-    # staying below that bound lets the TF nets draw bit-identical kernels.
+    # Below 2**31 - 2, so the same numbers also serve as Keras' int seeds (its Dropout
+    # layers) and the draws of every existing build seed stay put.
     return (seed * 1000 + index) % (2**31 - 2)
 
 
-def glorot_uniform(shape: tuple[int, ...], seed: int) -> tf.Tensor:
-    """Keras' GlorotUniform(seed) draw: U(±limit) with limit = sqrt(6 / (fan_in + fan_out))."""
+def fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """Keras' fans: a conv kernel (..., in, out) counts its receptive field in both."""
+    if len(shape) < 2:
+        raise ValueError(f"a kernel has at least two axes, not shape {shape}")
     receptive_field = math.prod(shape[:-2])
-    fan_in, fan_out = shape[-2] * receptive_field, shape[-1] * receptive_field
+    return shape[-2] * receptive_field, shape[-1] * receptive_field
+
+
+def glorot_uniform(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """U(±limit) with limit = sqrt(6 / (fan_in + fan_out)), float32, as Keras' GlorotUniform."""
+    fan_in, fan_out = fans(shape)
+    # Keras' form of the same limit, max(1, ·) guarding an empty kernel.
     limit = math.sqrt(3.0 / max(1.0, (fan_in + fan_out) / 2.0))
-    return tf.random.stateless_uniform(shape, seed=[seed, 0], minval=-limit, maxval=limit)
+    draw = np.random.default_rng(seed).uniform(-limit, limit, size=shape)
+    return draw.astype(np.float32)
 
 
-def orthogonal(shape: tuple[int, int], seed: int) -> tf.Tensor:
-    """Keras' Orthogonal(seed) draw: QR of a stateless normal matrix, signs fixed by R."""
-    rows, cols = shape
-    q, r = tf.linalg.qr(tf.random.stateless_normal((max(rows, cols), min(rows, cols)),
-                                                   seed=[seed, 0]))
-    q *= tf.sign(tf.linalg.diag_part(r))
-    return tf.transpose(q) if rows < cols else q
+def orthogonal(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Keras' Orthogonal: QR of a normal draw, signs fixed by diag(R), transposed when the
+    kernel is wide, so the columns (or, if fewer, the rows) are orthonormal; float32."""
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    normal = np.random.default_rng(seed).standard_normal((max(rows, cols), min(rows, cols)))
+    # QR in float64 and cast last, so Q^T Q = I holds to float32 precision.
+    q, r = np.linalg.qr(normal)
+    # Without the sign fix Q would depend on the LAPACK's sign convention, not only the draw.
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return q.reshape(shape).astype(np.float32)

@@ -1,9 +1,11 @@
 """The FFN, CNN and LSTM with Keras layers: functional models, uncompiled (the trainer compiles).
 
 From the same spec and seed each model has the same layers, in the same order and with
-the same initial values, as `job.styles.tf.nets` creates: kernels are GlorotUniform with a
-seed per layer from `layer_seed`, biases and BatchNorm take Keras' defaults. Each
-Dropout has its own seed too, so a build is reproducible.
+the same initial values, as `job.styles.tf.nets` creates: every kernel is the NumPy draw
+of `job.train.initial` for its layer seed (through `InitialDraw`, not Keras' own seeded
+initializers, whose values are TensorFlow's draws that a torch worker cannot repeat),
+biases and BatchNorm take Keras' defaults. Each Dropout has its own seed too, so a
+build is reproducible.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import keras
 
 from job.competition import IMAGE_SIDE, NUM_CLASSES
 from job.config import CNNSpec, FFNSpec, LSTMSpec, cnn
+from job.train import initial
 from job.train.initial import layer_seed
 
 # Dropout seeds live far from the kernel seeds (index = layer number) of the same build.
@@ -21,9 +24,32 @@ DROPOUT_SEED_OFFSET = 500
 POOLING = {"max": keras.layers.MaxPooling2D, "avg": keras.layers.AveragePooling2D}
 
 
-def glorot(seed: int) -> keras.initializers.Initializer:
-    """A GlorotUniform that draws from `seed`, the draw `job.train.initial.glorot_uniform` repeats."""
-    return keras.initializers.GlorotUniform(seed=seed)
+# Registered, and described by get_config, so a saved .keras file names its initializers
+# and `keras.models.load_model` rebuilds them (once this module is imported).
+@keras.saving.register_keras_serializable(package="job")
+class InitialDraw(keras.initializers.Initializer):
+    """The kernel `job.train.initial` draws (`kind`) for a layer seed, as a Keras initializer."""
+
+    KINDS = {"glorot_uniform": initial.glorot_uniform, "orthogonal": initial.orthogonal}
+
+    def __init__(self, seed: int, kind: str = "glorot_uniform"):
+        if kind not in self.KINDS:
+            raise ValueError(f"no initial draw {kind!r}; there are {sorted(self.KINDS)}")
+        self.seed, self.kind = int(seed), kind
+
+    def __call__(self, shape, dtype=None):
+        """The NumPy draw for `shape` as a tensor of the variable's dtype."""
+        values = self.KINDS[self.kind](tuple(shape), self.seed)
+        return keras.ops.convert_to_tensor(values, dtype=dtype or "float32")
+
+    def get_config(self) -> dict:
+        """What `from_config` needs to draw the same values again."""
+        return {"seed": self.seed, "kind": self.kind}
+
+
+def glorot(seed: int) -> InitialDraw:
+    """The Glorot-uniform kernel `job.train.initial.glorot_uniform` draws from `seed`."""
+    return InitialDraw(seed, "glorot_uniform")
 
 
 def add_block(x, layer: keras.layers.Layer, spec: FFNSpec | CNNSpec):
@@ -90,11 +116,11 @@ def build_lstm(spec: LSTMSpec, seed: int) -> keras.Model:
     inputs = keras.Input(shape=(IMAGE_SIDE * IMAGE_SIDE,), name="pixels")
     x = keras.layers.Reshape((IMAGE_SIDE, IMAGE_SIDE))(inputs)
     for k, units in enumerate(spec.units):
-        # Spelled out although they are Keras' defaults: `job.styles.tf.nets` repeats each one.
+        # unit_forget_bias spelled out although Keras' default: the other styles repeat it.
         x = keras.layers.LSTM(
             units, return_sequences=k < len(spec.units) - 1, unit_forget_bias=True,
             kernel_initializer=glorot(next(seeds)),
-            recurrent_initializer=keras.initializers.Orthogonal(seed=next(seeds)))(x)
+            recurrent_initializer=InitialDraw(next(seeds), "orthogonal"))(x)
         x = add_dropout(x, spec.dropout, next(dropout_seeds))
     for width in spec.dense:
         x = keras.layers.Dense(width, activation="relu",

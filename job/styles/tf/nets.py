@@ -1,7 +1,8 @@
 """The FFN, CNN and LSTM in plain TensorFlow: tf.Module, tf.Variable and tf.nn ops, no Keras.
 
 From the same spec and seed each net creates the same layers, in the same order and
-with the same initial values, as `job.styles.keras.nets`; the two styles differ only in how
+with the same initial values, as `job.styles.keras.nets`: each kernel variable holds the
+NumPy draw of `job.train.initial` for its layer seed. The two styles differ only in how
 they are written. Every variable exists once `__init__` returns, so `__call__` can run
 eagerly or inside the trainer's tf.function (with `training` a Python bool).
 

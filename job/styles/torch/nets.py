@@ -1,12 +1,13 @@
 """The FFN, CNN and LSTM in plain PyTorch: nn.Module from torch.nn layers.
 
 From the same spec and seed each net computes the same function, from the same initial
-values, as `job.styles.tf.nets` and `job.styles.keras.nets`: the kernels are the same stateless draws
-(`job.train.initial`), moved into torch's layouts — dense (in, out) → Linear (out, in),
-conv HWIO → OIHW, the LSTM's (in, 4·units) → (4·units, in) with the gate order
-(input, forget, cell, output) that Keras and nn.LSTM share. Images stay NCHW inside the
-conv blocks and turn NHWC again just before Flatten, so the first dense layer takes the
-features in Keras' order and its kernel needs no reshuffling.
+values, as `job.styles.tf.nets` and `job.styles.keras.nets`: the kernels are the same
+NumPy draws (`job.train.initial`, no TensorFlow needed), moved into torch's layouts —
+dense (in, out) → Linear (out, in), conv HWIO → OIHW, the LSTM's (in, 4·units) →
+(4·units, in) with the gate order (input, forget, cell, output) that Keras and nn.LSTM
+share. Images stay NCHW inside the conv blocks and turn NHWC again just before Flatten,
+so the first dense layer takes the features in Keras' order and its kernel needs no
+reshuffling.
 
 BatchNorm is written out (not nn.BatchNorm2d): torch updates its running variance with
 the unbiased batch variance and names the decay the other way round; Keras' rule is the
@@ -40,9 +41,9 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 POOLING = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
 
-def draw(tf_draw) -> torch.Tensor:
-    """A TensorFlow draw from `job.train.initial` as a float32 torch tensor."""
-    return torch.from_numpy(np.asarray(tf_draw.numpy(), dtype=np.float32))
+def draw(array: np.ndarray) -> torch.Tensor:
+    """A NumPy draw from `job.train.initial` as a float32 torch tensor."""
+    return torch.from_numpy(np.asarray(array, dtype=np.float32))
 
 
 def dense(fan_in: int, units: int, seed: int, use_bias: bool = True) -> nn.Linear:
