@@ -1,8 +1,7 @@
-"""The input pipeline every style consumes: same batches, same order, same scaling."""
+"""The TF and Keras styles' tf.data pipeline over the shared plan (`job.data.plan`)."""
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -10,32 +9,14 @@ import tensorflow as tf
 
 from job.competition import IMAGE_SIDE as SIDE
 from job.config import AugmentConfig
-
-
-def steps_per_epoch(n: int, batch_size: int) -> int:
-    """Batches in one epoch; the last, smaller batch is kept so no image is skipped."""
-    return -(-n // batch_size)
-
-
-def steps_per_call(steps_per_epoch: int, wanted: int) -> int:
-    """The largest number of steps per compiled call, at most `wanted`, that divides an
-    epoch. Keras always runs whole executions: with a remainder it would train on the
-    next epoch's first batches, and the two styles would no longer see the same data."""
-    return max(k for k in range(1, min(wanted, steps_per_epoch) + 1) if steps_per_epoch % k == 0)
+from job.data import plan
+# Re-exported: the loops, the doctor and the bench count their steps through this module.
+from job.data.plan import steps_per_call, steps_per_epoch  # noqa: F401
 
 
 def to_model_input(images: tf.Tensor) -> tf.Tensor:
     """uint8 pixels stay uint8 until the batch is cast, which keeps memory small."""
     return tf.cast(images, tf.float32) / 255.0
-
-
-def epoch_order(n: int, seed: int, epoch: int) -> tf.Tensor:
-    """The permutation for one epoch, a pure function of (seed, epoch).
-
-    Stateless, so both styles see the same order and a resumed run replays it.
-    """
-    return tf.random.experimental.stateless_shuffle(
-        tf.range(n), seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)]))
 
 
 def training_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
@@ -44,45 +25,46 @@ def training_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, se
     """Shuffled (and, if asked, augmented) batches for epochs [first_epoch, last_epoch)."""
     n = len(images)
     images_t, labels_t = tf.constant(images), tf.constant(labels)
+    augmenting = augment is not None and augment.active
 
-    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        batches = tf.data.Dataset.from_tensor_slices(epoch_order(n, seed, epoch)).batch(batch_size)
-        return batches.enumerate().map(lambda step, index: (epoch, step, index))
+    def plans():
+        # One epoch's plan at a time, drawn by NumPy when tf.data reaches that epoch.
+        for epoch in range(first_epoch, last_epoch):
+            drawn = plan.epoch_plan(n, batch_size, seed, epoch, augment)
+            yield (drawn.order, drawn.transforms) if augmenting else drawn.order
 
-    def gather(epoch: tf.Tensor, step: tf.Tensor, index: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    order_spec = tf.TensorSpec([n], tf.int64)
+    spec = (order_spec, tf.TensorSpec([n, 8], tf.float32)) if augmenting else order_spec
+    epochs = tf.data.Dataset.from_generator(plans, output_signature=spec)
+
+    def gather(index: tf.Tensor, transforms: tf.Tensor | None = None):
         x = to_model_input(tf.gather(images_t, index))
-        if augment is not None and augment.active:
-            # Stateless: the same (seed, epoch, batch) always gets the same distortions.
-            x = distort(x, augment, tf.stack([tf.cast(seed, tf.int64), epoch * 1_000_003 + step]))
+        if transforms is not None:
+            x = warp(x, transforms)
         return x, tf.cast(tf.gather(labels_t, index), tf.int32)
 
-    return (tf.data.Dataset.range(first_epoch, last_epoch)
-            .flat_map(one_epoch)
+    def one_epoch(*drawn) -> tf.data.Dataset:
+        return tf.data.Dataset.from_tensor_slices(drawn if augmenting else drawn[0]).batch(
+            batch_size)
+
+    return (epochs.flat_map(one_epoch)
             .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 
 
-def distort(x: tf.Tensor, config: AugmentConfig, seed: tf.Tensor) -> tf.Tensor:
-    """A random rotation, zoom and shift of each (batch, 784) image, about its centre."""
-    n = tf.shape(x)[0]
-    seeds = tf.random.experimental.stateless_split(seed, 3)
-    angle = tf.random.stateless_uniform([n], seeds[0], -1.0, 1.0) * (
-        config.rotation_degrees * math.pi / 180)
-    scale = 1.0 + tf.random.stateless_uniform([n], seeds[1], -1.0, 1.0) * config.zoom
-    shift = tf.random.stateless_uniform([n, 2], seeds[2], -1.0, 1.0) * (config.shift * SIDE)
-    # The transform maps each output pixel back to where it samples the input:
-    # p = R(-angle) (p' - c - shift) / scale + c.
-    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-    cx = cy = (SIDE - 1) / 2
-    px, py = cx + shift[:, 0], cy + shift[:, 1]
-    transforms = tf.stack([cos, sin, cx - cos * px - sin * py,
-                           -sin, cos, cy + sin * px - cos * py,
-                           tf.zeros([n]), tf.zeros([n])], axis=1)
+def warp(x: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
+    """(batch, 784) float images resampled (bilinear, 0 outside) through (batch, 8) transforms."""
     out = tf.raw_ops.ImageProjectiveTransformV3(
         images=tf.reshape(x, [-1, SIDE, SIDE, 1]), transforms=transforms,
         output_shape=[SIDE, SIDE], fill_value=0.0, interpolation="BILINEAR",
         fill_mode="CONSTANT")
     return tf.reshape(out, [-1, SIDE * SIDE])
+
+
+def warp_images(images: np.ndarray, transforms: np.ndarray) -> np.ndarray:
+    """uint8 (N, 784) images warped and rounded back to uint8 (test-time augmentation's views)."""
+    out = warp(to_model_input(tf.constant(images)), tf.constant(transforms, tf.float32))
+    return np.clip(np.rint(out.numpy() * 255.0), 0, 255).astype(np.uint8)
 
 
 def evaluation_batches(images: np.ndarray, labels: np.ndarray | None,
@@ -96,8 +78,8 @@ def evaluation_batches(images: np.ndarray, labels: np.ndarray | None,
 
 
 def batched_predictor(model: Callable, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Logits (float32) for uint8 images: batches in file order through
-    `model(x, training=False)`, traced once for every batch size (the last is smaller)."""
+    """Logits (float32) for uint8 images, in file order through `model(x, training=False)`."""
+    # One trace for every batch size: the last batch is smaller.
     infer = tf.function(lambda x: model(x, training=False),
                         input_signature=[tf.TensorSpec([None, SIDE * SIDE])])
 

@@ -1,7 +1,7 @@
 """Plain PyTorch training: an autograd step per batch, run epoch by epoch.
 
-The batches are the shared tf.data pipeline's (`job.styles.tf.feeding`, augmentation
-included), read as NumPy and moved to the device; early stopping, the learning-rate
+The batches follow the shared plan (`job.data.plan`: order and augmentation), gathered
+and warped on the device by `job.styles.torch.feeding`; early stopping, the learning-rate
 schedule, the checkpoint format, log lines and TensorBoard tags are the ones the TF
 loop uses. What is torch's own: autograd, torch.autocast for mixed precision (Keras'
 loss scaling under float16), torch.compile for `runtime.jit_compile`, one device.
@@ -26,7 +26,7 @@ from job.styles.torch.nets import set_weights, to_numpy, weights
 from job.system import interrupt
 from job.system.runtime import Runtime, local_runtime
 from job.train import checkpoint, epochs, progress
-from job.styles.tf import feeding
+from job.styles.torch import feeding
 from job.styles.torch.optim import Adam, LossScale
 from job.train.task import Predictor, Split, Task, Trained
 
@@ -77,12 +77,10 @@ def choose_device(name: str, runtime: Runtime) -> torch.device:
 
 
 def share_threads() -> None:
-    """Use as many CPU threads as TensorFlow does: TF_NUM_INTRAOP_THREADS (how a sweep
-    shares the cores between workers) or TensorFlow's setting; unset, torch's default
-    (one per core), which is TensorFlow's default too."""
-    import tensorflow as tf
-    threads = (int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0)
-               or tf.config.threading.get_intra_op_parallelism_threads())
+    """Use as many CPU threads as a TF worker would: TF_NUM_INTRAOP_THREADS (how a sweep
+    shares the cores between workers); unset, torch's default (one per core), which is
+    TensorFlow's default too. Read from the environment: a torch worker loads no TF."""
+    threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0)
     if threads:
         torch.set_num_threads(threads)
 
@@ -128,19 +126,14 @@ class Steps:
         self.autocast = dict(device_type=device.type, dtype=AUTOCAST.get(runtime.mixed_precision),
                              enabled=runtime.mixed_precision in AUTOCAST)
 
-    def to_device(self, x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        # tf.data's arrays are read-only views: copy, as torch tensors may be written to.
-        return (torch.tensor(x, device=self.device), torch.tensor(y, device=self.device).long())
-
     def sums(self, logits: torch.Tensor, y: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         correct = (logits.argmax(dim=1) == y).sum()
         return torch.stack([losses.sum(), correct.float(), torch.tensor(float(len(y)),
                                                                         device=y.device)])
 
-    def train(self, x: np.ndarray, y: np.ndarray) -> torch.Tensor:
-        """Forward, mean loss over the batch, backward, one Adam step."""
+    def train(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Forward, mean loss over the (on-device) batch, backward, one Adam step."""
         model, optimizer, scaler = self.state.model, self.state.optimizer, self.state.scaler
-        x, y = self.to_device(x, y)
         model.train()
         with torch.autocast(**self.autocast):
             logits = self.forward(x)
@@ -158,11 +151,10 @@ class Steps:
 
     @torch.no_grad()
     def evaluate(self, batches) -> torch.Tensor:
-        """The summed validation loss, correct count and size over `batches`."""
+        """The summed validation loss, correct count and size over on-device `batches`."""
         self.state.model.eval()
         total = torch.zeros(3, device=self.device)
         for x, y in batches:
-            x, y = self.to_device(x, y)
             with torch.autocast(**self.autocast):
                 logits = self.forward(x)
             total += self.sums(logits, y, F.cross_entropy(logits.float(), y, reduction="none"))
@@ -174,23 +166,24 @@ def run_epochs(state: State, steps: Steps, task: Task, split: Split, begun: epoc
     """The shared epoch loop (`job.train.epochs`) over this style's steps; a stop signal
     is honoured after every batch."""
     train_cfg = task.train
-    n_steps = feeding.steps_per_epoch(len(split.train_x), train_cfg.batch_size)
-    batches = feeding.training_batches(split.train_x, split.train_y, train_cfg.batch_size,
-                                      task.order_seed, begun.first_epoch, train_cfg.epochs,
-                                      train_cfg.augment).as_numpy_iterator()
-    validation = (feeding.evaluation_batches(split.val_x, split.val_y, train_cfg.batch_size)
+    training = feeding.TrainingSet(split.train_x, split.train_y, train_cfg.batch_size,
+                                   task.order_seed, train_cfg.augment, steps.device)
+    # The validation set, too, crosses to the device once; each evaluation slices it.
+    validation = ((feeding.on_device(split.val_x, steps.device),
+                   feeding.on_device(split.val_y, steps.device).long())
                   if split.validates else None)
-    writers = {kind: SummaryWriter(str(task.logdir / kind))
+    writers = {kind: board.summary_writer(str(task.logdir / kind))
                for kind in ("train", "validation")[:2 if validation is not None else 1]}
 
     def one_epoch(epoch: int) -> tuple[list[float], list[float]]:
         total = torch.zeros(3, device=steps.device)
-        for _ in range(n_steps):
-            total += steps.train(*next(batches))
+        for x, y in training.epoch(epoch):
+            total += steps.train(x, y)
             interrupt.check(f"{task.name} epoch {epoch + 1}")
         if validation is None:
             return total.tolist(), progress.NOTHING
-        return total.tolist(), steps.evaluate(validation.as_numpy_iterator()).tolist()
+        batches = feeding.evaluation_batches(*validation, train_cfg.batch_size)
+        return total.tolist(), steps.evaluate(batches).tolist()
     epochs.run(task, begun, state, one_epoch, writers, write_scalars, log)
 
 
@@ -206,17 +199,8 @@ def write_scalars(writers: dict, epoch: int, logs: dict, learning_rate: float) -
         writer.flush()
 
 
-def batched_predictor(model: torch.nn.Module, batch_size: int,
-                      device: torch.device) -> Predictor:
-    """Logits (float32) for uint8 images, in file order, the model in eval mode."""
-    def predict_logits(images: np.ndarray) -> np.ndarray:
-        model.eval()
-        out = []
-        with torch.inference_mode():
-            for x in feeding.evaluation_batches(images, None, batch_size).as_numpy_iterator():
-                out.append(model(torch.tensor(x, device=device)).float().cpu().numpy())
-        return np.concatenate(out)
-    return predict_logits
+# Logits for uint8 images from on-device slices (fit's and load_predictor's predictor).
+batched_predictor = feeding.batched_predictor
 
 
 def save_model(model: torch.nn.Module, task: Task, folder: Path) -> None:
