@@ -7,9 +7,7 @@ The only module that prints: everything it calls reports through the `log` and
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from job.errors import ConfigError, JobError, RunError
@@ -120,37 +118,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_JOB_ERROR
 
 
-def quiet_start(args: argparse.Namespace) -> None:
-    """Load TensorFlow now, quietly unless --debug."""
-    if not args.debug:
-        import_tensorflow_quietly()
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up lines (CUDA probing, oneDNN notes) hidden.
-
-    They are written to fd 2 before absl logging starts, so TF_CPP_MIN_LOG_LEVEL cannot
-    silence them; they bury the job's own lines. --debug shows them. If the import
-    fails, what it printed is shown after all.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import keras  # noqa: F401
-            import tensorflow  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 def print_line(line: str) -> None:
     print(line, flush=True)
 
@@ -164,20 +131,18 @@ def run_train(args: argparse.Namespace) -> int:
     from job.config import load_config
     from job.outputs.folder import newest_unfinished
 
-    # The config is checked before TensorFlow loads (seconds), so a typo fails at once.
+    # The config is checked before any worker starts, so a typo fails at once.
     if args.resume is not None:
         if args.config or args.overrides:
             raise ConfigError("--resume continues a run with its own config.yaml; "
                               "drop --config/--set")
         run_dir = Path(args.resume) if args.resume else newest_unfinished(args.runs_dir)
         config, record = pipeline.read_resumable(run_dir)
-        quiet_start(args)
         run = pipeline.resume(config, record, print_line, print_warning)
     elif args.config is None:
         raise ConfigError("train needs --config FILE (or --resume [RUN])")
     else:
         config = load_config(args.config, args.overrides)
-        quiet_start(args)
         run = pipeline.train(config, print_line, print_warning)
     if run is not None:   # a non-chief worker has no run folder of its own
         print(run.path)
@@ -206,13 +171,12 @@ def run_report(args: argparse.Namespace) -> int:
     from job.outputs import report
     from job.outputs.folder import read_run
 
-    # Read and checked before TensorFlow loads, so a bad folder fails at once.
+    # Read and checked first, so a bad folder fails at once.
     record = read_run(args.run, hint=" (no manifest.json); name a finished run folder "
                                      "under runs/")
     if record.status != "complete":
         raise RunError(f"{record.run.path}: run is {record.status}; a report is made of a "
                        "finished run")
-    quiet_start(args)   # the pictures also go to TensorBoard
     print(report.write_report(record.run, record.manifest, record.finished()))
     return 0
 
@@ -246,7 +210,6 @@ def run_doctor(args: argparse.Namespace) -> int:
         config = load_sweep(args.config, args.overrides).base
     else:
         config = load_config(args.config, args.overrides) if args.config else Config()
-    quiet_start(args)
     found = examine.problems(examine.examine(config, print_line))
     if found:
         print(f"doctor: {len(found)} problem(s) for {args.config or 'the built-in config'}",
@@ -263,13 +226,12 @@ def run_sweep(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers: expected a positive number, got {args.workers}")
     overrides = args.overrides + ([f"sweep.study={args.study}"] if args.study else [])
-    sweep = load_sweep(args.config, overrides)   # every point checked before TensorFlow loads
+    sweep = load_sweep(args.config, overrides)   # every point checked before any trial starts
     # What each worker process is started with: no --storage (the URL, which may hold a
     # password, reaches it through its environment).
     argv = ["sweep", "--config", str(args.config),
             *[part for o in overrides for part in ("--set", o)]]
-    print(start(sweep, args.storage, args.workers, argv, print_line, print_warning,
-                ready=lambda: quiet_start(args)))
+    print(start(sweep, args.storage, args.workers, argv, print_line, print_warning))
     return 0
 
 

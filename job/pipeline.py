@@ -1,14 +1,18 @@
 """The training job end to end: data → every configured model → best → submission.
 
 `train` and `resume` share one start: the devices, the checks that must pass before
-any work, the data, then the chief trains into the run folder while any other worker
-trains alongside it in a scratch folder. Kaggle, the file system and the clock are
-reached from here; the stages it calls take arrays and return arrays and numbers.
+any work, the data, then the chief trains into the run folder while any other
+multi-worker member trains alongside it in a scratch folder. Each model trains in a
+worker process of its own (job.workers); this process loads no framework. Kaggle, the
+file system and the clock are reached from here; the stages it calls take arrays and
+return arrays and numbers.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +24,12 @@ from job import candidates
 from job.competition import SAMPLE_SUBMISSION_CSV
 from job.config import Config, load_config, replace_name, to_dict
 from job.data import arrays, sample, sources
-from job.errors import Pruned, RunError
+from job.errors import DeviceError, Pruned, RunError
 from job.outputs import manifest, preflight, report, submission
 from job.outputs.folder import Run, RunRecord, create_run, mark_latest, read_run, utc_now
-from job.system import interrupt, runtime
+from job.system import devices, interrupt, runtime
 from job.train.task import Split
+from job.workers.parent import Slot, Workers, slots_for
 
 Log = Callable[[str], None]
 
@@ -73,25 +78,42 @@ def resume(config: Config, record: RunRecord, log: Log, warn: Log,
 
 def start(config: Config, resuming: RunRecord | None, log: Log, warn: Log,
           within: Within | None = None) -> Run | None:
-    """Set up the devices, check what must hold before any work, load the data; then the
+    """Check the devices and what must hold before any work, load the data; then the
     chief trains into the run folder, any other worker into a scratch copy of it."""
-    rt = runtime.setup(config.runtime)
-    runtime.check_models(rt, config.trained_models)
-    if rt.is_chief:   # before the data: a run that cannot be saved must not start
+    slots = plan_devices(config)
+    chief = runtime.is_chief(runtime.cluster_spec())
+    if chief:   # before the data: a run that cannot be saved must not start
         preflight.check_runs_dir(resuming.run.path if resuming else within.folder.parent
                                  if within else Path(config.output.runs_dir))
     prepared = prepare_data(config, log, warn)
     if resuming:
         check_same_data(resuming, prepared)
-    if not rt.is_chief:
-        train_as_worker(config, prepared, resuming, rt, log)
+    if not chief:
+        train_as_worker(config, prepared, resuming, slots, log)
         return None
     run, record = (reopen_run(resuming, log) if resuming
-                   else open_run(config, prepared, rt, within))
-    return complete(config, prepared, run, record, log, rt, within)
+                   else open_run(config, prepared, slots, within))
+    return complete(config, prepared, run, record, log, slots, within)
 
 
-def open_run(config: Config, prepared: Prepared, rt: runtime.Runtime,
+def plan_devices(config: Config) -> list[Slot]:
+    """Where the workers run, checked before any work: the GPUs NVML shows (each worker
+    sees one, or all of them for a strategy that spans GPUs), else the CPU."""
+    gpus = devices.visible_gpus()
+    if config.runtime.require_gpu and not gpus:
+        raise DeviceError(
+            "runtime.require_gpu is true but no GPU is visible (NVML finds none): on a GPU "
+            "machine check `nvidia-smi` and that the container runs with --gpus all; to "
+            "train on the CPU anyway use a config with runtime.require_gpu: false")
+    spec = runtime.cluster_spec()
+    spans = runtime.choose_strategy(config.runtime, 1, spec) != "none"
+    # Each worker sees one GPU unless its strategy spans several: `auto` stays `none`.
+    runtime.check_models(runtime.choose_strategy(config.runtime, 1 if gpus else 0, spec),
+                         config.trained_models)
+    return slots_for(gpus, config.runtime.parallel, whole_machine=spans)
+
+
+def open_run(config: Config, prepared: Prepared, slots: list[Slot],
              within: Within | None = None) -> tuple[Run, dict]:
     """A new run folder holding the resolved config and a manifest saying it is running."""
     run = (create_run(within.folder.parent, config.name, name=within.folder.name) if within
@@ -99,7 +121,10 @@ def open_run(config: Config, prepared: Prepared, rt: runtime.Runtime,
     run.write_text("config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
     record = manifest.start(config)
     record["data"] = manifest.describe_data(prepared)
-    record["runtime"] = rt.describe()
+    record["runtime"] = {"distribute": config.runtime.distribute,
+                         "mixed_precision": config.runtime.mixed_precision,
+                         "jit_compile": config.runtime.jit_compile,
+                         "workers_at_once": len(slots), "slots": [s.label for s in slots]}
     run.write_json("manifest.json", record)
     return run, record
 
@@ -124,11 +149,11 @@ def check_same_data(resuming: RunRecord, prepared: Prepared) -> None:
 
 
 def complete(config: Config, prepared: Prepared, run: Run, record: dict, log: Log,
-             rt: runtime.Runtime, within: Within | None = None) -> Run:
+             slots: list[Slot], within: Within | None = None) -> Run:
     """Train into `run` and stamp its manifest with how that ended."""
     try:
         with interrupt.catching():
-            train_and_evaluate(config, prepared, run, record, log, rt, within)
+            train_and_evaluate(config, prepared, run, record, log, slots, within)
     except BaseException as e:
         stopped = isinstance(e, (interrupt.Interrupted, KeyboardInterrupt))
         status = "interrupted" if stopped else "pruned" if isinstance(e, Pruned) else "failed"
@@ -141,6 +166,9 @@ def complete(config: Config, prepared: Prepared, run: Run, record: dict, log: Lo
                 f"`python -m job train --resume {run.path}`") from None
         raise
     manifest.finish(record, "complete")
+    # One framework per process: this one plans and combines, and should have loaded none.
+    record["process"] = {"pid": os.getpid(), "frameworks": sorted(
+        name for name in ("tensorflow", "keras", "torch") if name in sys.modules)}
     run.write_json("manifest.json", record)
     if within is None:
         mark_latest(run)
@@ -148,7 +176,7 @@ def complete(config: Config, prepared: Prepared, run: Run, record: dict, log: Lo
 
 
 def train_as_worker(config: Config, prepared: Prepared, resuming: RunRecord | None,
-                    rt: runtime.Runtime, log: Log) -> None:
+                    slots: list[Slot], log: Log) -> None:
     """Every worker must run the same collective steps, saving included: a non-chief saves
     into a scratch folder it deletes (tf.distribute's advice), resuming from a copy of the
     run's finished models and checkpoints, so it continues from where the chief does."""
@@ -156,7 +184,9 @@ def train_as_worker(config: Config, prepared: Prepared, resuming: RunRecord | No
         for part in ("models", "checkpoints"):
             if resuming and (resuming.run.path / part).is_dir():
                 shutil.copytree(resuming.run.path / part, Path(scratch) / part)
-        train_and_evaluate(config, prepared, Run(Path(scratch)), {}, log, rt)
+        run = Run(Path(scratch))
+        run.write_text("config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+        train_and_evaluate(config, prepared, run, {}, log, slots)
     log("worker done; the chief wrote the run's outputs")
 
 
@@ -186,32 +216,31 @@ def fetch_source(source: sources.Source, config: Config, log: Log, warn: Log) ->
 
 
 def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dict,
-                       log: Log, rt: runtime.Runtime | None = None,
-                       within: Within | None = None) -> dict:
-    """Train every candidate, pick the best, make its predictor, write every output."""
+                       log: Log, slots: list[Slot], within: Within | None = None) -> dict:
+    """Train every candidate in workers, pick the best, write every output."""
     (run.path / "models").mkdir(exist_ok=True)
-    split = prepared.split
+    split, copies = prepared.split, config.predict.tta
     on_epoch, hparams = (within.on_epoch, within.hparams) if within else (None, {})
-    found = candidates.train_candidates(config, split, run, log, rt, on_epoch, hparams)
-    views = candidates.augmented_views(config)
-    if views is not None:
-        candidates.score_with_tta(views, split, found, log)
+    trainer = candidates.Trainer(config, run, prepared.dir,
+                                 Workers(slots, log, run.path / "logs", on_epoch), log,
+                                 hparams, reports=on_epoch is not None,
+                                 one_worker=runtime.cluster_spec() is not None)
+    found = candidates.train_candidates(trainer, split)
+    if copies:
+        candidates.score_with_tta(copies, split, found, log)
     labels = candidates.held_out_labels(prepared.dir)
     if labels is not None:
-        candidates.score_held_out(prepared.arrays.test_images, labels, found, views, log)
+        candidates.score_held_out(labels, found, copies, log)
     report.save_validation(run, split.val_x, split.val_y,
-                           {name: predict(split.val_x)
-                            for name, predict in found.predictors.items()})
+                           {name: logits["val"] for name, logits in found.logits.items()})
     best = submission.select_best(found.rows)
     log(f"best: {best['name']} (val accuracy {best['val_accuracy']:.4f})")
-    predict, plain, made = candidates.final_predictor(config, split, run, log, rt, found,
-                                                      best["name"], views)
-    predicted = predict(prepared.arrays.test_images).argmax(axis=1)
+    final, plain, made = candidates.final_logits(trainer, found, best["name"])
+    predicted = final.argmax(axis=1)
     if labels is not None:
-        made["test_accuracy"] = float((predicted == labels).mean())
-        if views is not None:
-            without = plain(prepared.arrays.test_images).argmax(axis=1)
-            made["test_accuracy_without_tta"] = float((without == labels).mean())
+        made["test_accuracy"] = candidates.accuracy(final, labels)
+        if copies:
+            made["test_accuracy_without_tta"] = candidates.accuracy(plain, labels)
         log(f"submission ({describe_submission(made)}): held-out test accuracy "
             f"{made['test_accuracy']:.4f}")
     submission.write_submission(run.path / "submission.csv", predicted,

@@ -11,9 +11,10 @@ from helpers.postgres import find_bin_dir, throwaway_server
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# As the job's processes do (job.system.runtime.load_triton_first): triton before any test
-# module imports TensorFlow, or torch.compile in a test crashes the interpreter. (Not that
-# function: tests/test_postgres_helper.py runs this file where `job` is not importable.)
+# The job's processes never hold both frameworks (each model's worker imports one), but a
+# test process does: triton (torch.compile's and torch.optim's kernel compiler) must load
+# before TensorFlow there, or torch.compile in a test crashes the interpreter (both bundle
+# LLVM; TF 2.21, triton 3.8, torch 2.14).
 try:
     import triton  # noqa: F401
 except ImportError:

@@ -76,10 +76,18 @@ def job_sources() -> dict[str, str]:
     return {module_name(p): p.read_text() for p in sorted(PACKAGE.rglob("*.py"))}
 
 
+def registry_edges() -> dict[str, set[str]]:
+    """The imports the style registry makes at run time: the worker imports each style's
+    loop module by the name job.styles.STYLES gives it."""
+    from job.styles import STYLES
+    return {"job.workers.child": {style.loop for style in STYLES.values()}}
+
+
 def graph(sources: dict[str, str]) -> dict[str, set[str]]:
-    """module → the job modules it imports (names that are not modules are dropped)."""
-    modules = set(sources)
-    return {m: {i for i in imports_of(s, m) if i in modules and i != m}
+    """module → the job modules it imports (names that are not modules are dropped),
+    the registry's edges included."""
+    modules, dynamic = set(sources), registry_edges()
+    return {m: {i for i in imports_of(s, m) | dynamic.get(m, set()) if i in modules and i != m}
             for m, s in sources.items()}
 
 
@@ -117,6 +125,47 @@ def cycles(sources: dict[str, str]) -> list[list[str]]:
         if module not in state:
             visit(module, [module])
     return found
+
+
+# Where each framework may be imported: its styles' folders and the doctor's probe of it.
+FRAMEWORK_HOMES = {"tensorflow": ("styles.tf", "styles.keras"), "keras": ("styles.keras",),
+                   "torch": ("styles.torch",)}
+DOCTOR_PROBES = {"job.doctor.probe_tf": "tensorflow", "job.doctor.probe_torch": "torch"}
+
+
+def framework_imports(sources: dict[str, str]) -> list[str]:
+    """Every import of a framework outside the folders allowed it, and every style that
+    imports another style's framework."""
+    problems = []
+    for module, source in sources.items():
+        for name in sorted(imports_of(source, module)):
+            framework = name.split(".")[0]
+            if framework not in FRAMEWORK_HOMES:
+                continue
+            if room(module) in FRAMEWORK_HOMES[framework]:
+                continue
+            if DOCTOR_PROBES.get(module) == framework or (
+                    framework == "keras" and DOCTOR_PROBES.get(module) == "tensorflow"):
+                continue
+            problems.append(f"{module} imports {framework}")
+    return problems
+
+
+def test_only_a_styles_folder_imports_its_framework():
+    assert framework_imports(job_sources()) == []
+
+
+def test_a_framework_import_outside_its_folder_is_caught():
+    sources = job_sources()
+    sources["job.styles.torch.loop"] = "import tensorflow\n" + sources["job.styles.torch.loop"]
+    sources["job.candidates.tta"] = "import torch\n" + sources["job.candidates.tta"]
+    assert framework_imports(sources) == ["job.candidates.tta imports torch",
+                                          "job.styles.torch.loop imports tensorflow"]
+
+
+def test_the_worker_reaches_every_style_through_the_registry():
+    edges = graph(job_sources())["job.workers.child"]
+    assert {"job.styles.tf.loop", "job.styles.keras.loop", "job.styles.torch.loop"} <= edges
 
 
 def test_every_room_has_a_rank():

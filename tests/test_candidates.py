@@ -77,18 +77,20 @@ def test_every_candidate_is_scored_with_and_without_tta(leaderboard_run):
 def test_the_submission_is_the_refit_models_softmax_averaged_over_the_views(leaderboard_run):
     from job.config import load_config
     from job.data.arrays import read_test_csv, read_test_labels
-    from job.train import load_predictor
-    from job.candidates import tta
+    from job.data import plan
+    from job.styles import ModelId
     from job.train.task import make_task
+    from job.workers.child import loop_of
 
     root, run = leaderboard_run
     metrics, config = read(run / "metrics.json"), load_config(run / "config.yaml")
-    task = make_task(metrics["best"], config.arch, config.train, config.data.seed, logdir=run)
-    task = task.__class__(**{**task.__dict__, "name": f"{metrics['best']}-full"})
-    predict = load_predictor(run / "models", task)
+    refit = ModelId.parse(metrics["best"]).refitted()
+    task = make_task(refit, config.arch, config.train, config.data.seed, logdir=run)
+    style = loop_of(refit.style)
+    predict = style.load_predictor(run / "models", task)
     images = read_test_csv(root / "data/sample/test.csv")
-    views = [images] + [tta.distorted_copy(images, config.train.augment, config.predict.seed, k)
-                        for k in (1, 2)]
+    views = [images] + [style.warp_images(images, plan.view_transforms(
+        len(images), config.train.augment, config.predict.seed, k)) for k in (1, 2)]
     probabilities = []
     for view in views:
         logits = predict(view).astype(np.float64)

@@ -14,7 +14,8 @@ from sklearn.metrics import log_loss
 
 from job.config import ConfigError, load_config
 from job.candidates import ensemble
-from job.candidates.scoring import score
+from job.train import models
+from job.train.scoring import score
 from job.train.task import Split
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,8 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 def test_averaging_takes_the_mean_probability():
     a = np.log(np.array([[0.9, 0.1], [0.2, 0.8]]))
     b = np.log(np.array([[0.5, 0.5], [0.6, 0.4]]))
-    mixed = ensemble.averaging([lambda x: a, lambda x: b])(None)
-    np.testing.assert_allclose(np.exp(mixed), [[0.7, 0.3], [0.4, 0.6]], rtol=1e-6)
+    mixed = ensemble.averaging([{"val": a, "test": b}, {"val": b, "test": b}])
+    np.testing.assert_allclose(np.exp(mixed["val"]), [[0.7, 0.3], [0.4, 0.6]], rtol=1e-6)
+    np.testing.assert_allclose(np.exp(mixed["test"]), np.exp(b), rtol=1e-6)   # set by set
 
 
 def test_an_ensemble_is_scored_on_its_mean_probabilities():
@@ -33,7 +35,7 @@ def test_an_ensemble_is_scored_on_its_mean_probabilities():
     # -(ln .7 + ln .6 + ln .4) / 3 = (0.356675 + 0.510826 + 0.916291) / 3 = 0.594597.
     a = np.log(np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]))
     b = np.log(np.array([[0.5, 0.5], [0.6, 0.4], [0.2, 0.8]]))
-    scores = score(ensemble.averaging([lambda x: a, lambda x: b])(None), np.array([0, 1, 0]))
+    scores = score(ensemble.averaging([{"val": a}, {"val": b}])["val"], np.array([0, 1, 0]))
     assert scores["val_accuracy"] == pytest.approx(2 / 3)
     assert scores["val_loss"] == pytest.approx(0.594597, abs=1e-6)
 
@@ -49,7 +51,7 @@ def test_an_ensemble_row_adds_up_its_members():
 def test_bag_splits_differ_and_never_touch_the_validation_rows(digits):
     images, labels = digits
     outer = Split(images[:1500], labels[:1500], images[1500:], labels[1500:])
-    splits = [ensemble.bag_split(outer, copy, 0.1, 42) for copy in (1, 2)]
+    splits = [models.bag_split(outer, copy, 0.1, 42) for copy in (1, 2)]
     for own in splits:
         assert len(own.train_x) + len(own.val_x) == 1500
         seen = {r.tobytes() for r in np.concatenate([own.train_x, own.val_x])}
@@ -97,18 +99,3 @@ def test_ensembles_are_candidates_judged_on_the_outer_validation_split(tmp_path)
             log_loss(labels, mean, labels=list(range(10))), rel=1e-4)
     assert rows[metrics["best"]]["val_accuracy"] == max(r["val_accuracy"] for r in rows.values())
     assert "`bag-ffn-tf` averages" in (run / "report.md").read_text()
-
-
-def test_a_remembering_predictor_computes_each_image_set_once():
-    from job.candidates.ensemble import remembering
-    calls = []
-
-    def predict(images):
-        calls.append(len(images))
-        return np.full((len(images), 10), float(images.sum()), np.float32)
-    remembered = remembering(predict)
-    a, b = np.zeros((3, 784), np.uint8), np.ones((4, 784), np.uint8)
-    first = remembered(a)
-    assert remembered(a.copy()) is first and calls == [3]   # the same pixels: not again
-    np.testing.assert_array_equal(remembered(b), predict(b))
-    assert calls == [3, 4, 4]

@@ -15,7 +15,8 @@ SMOKE_MODELS = ("ffn-tf", "ffn-keras", "ffn-torch", "cnn-tf", "cnn-keras",
                 "cnn-torch")   # configs/smoke.yaml
 METRIC_KEYS = {"name", "arch", "style", "params", "epochs_run", "best_epoch", "val_accuracy",
                "val_loss", "train_seconds", "seconds_per_epoch", "history",
-               "test_accuracy"}   # the sample keeps its test labels: scored on them too
+               "test_accuracy",   # the sample keeps its test labels: scored on them too
+               "runtime", "process"}   # each worker's devices, and what its process loaded
 
 
 def run_job(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -56,7 +57,8 @@ def test_run_folder_contents(smoke_run):
     assert not [n for n in names if n.startswith(".")]
     assert {p.name for p in (run / "models").iterdir()} == {
         "ffn-tf", "cnn-tf", "ffn-keras.keras", "cnn-keras.keras", "ffn-torch.pt", "cnn-torch.pt",
-        *(f"{name}.json" for name in SMOKE_MODELS)}   # each model's results row
+        *(f"{name}.json" for name in SMOKE_MODELS),          # each model's results row
+        *(f"{name}.logits.npz" for name in SMOKE_MODELS)}    # and the logits its worker saved
     assert not (run / "checkpoints").exists()      # a completed run keeps no checkpoints
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete"
@@ -88,15 +90,16 @@ def test_submission_holds_the_best_models_predictions(smoke_run):
     """The saved best model, loaded back, predicts exactly the submitted labels."""
     from job.config import load_config
     from job.data.arrays import read_test_csv
-    from job.train import load_predictor
     from job.train.task import make_task
+    from job.workers.child import loop_of
 
     root, _ = smoke_run
     run = root / "runs/latest"
     best = json.loads((run / "metrics.json").read_text())["best"]
     config = load_config(run / "config.yaml")
     task = make_task(best, config.arch, config.train, config.data.seed, logdir=run)
-    predicted = load_predictor(run / "models", task)(read_test_csv(root / "data/sample/test.csv"))
+    predict = loop_of(task.style).load_predictor(run / "models", task)
+    predicted = predict(read_test_csv(root / "data/sample/test.csv"))
     rows = list(csv.reader((run / "submission.csv").open()))[1:]
     assert [int(label) for _, label in rows] == predicted.argmax(axis=1).tolist()
 
@@ -144,3 +147,21 @@ def test_runs_lists_the_run(smoke_run):
     run_id = Path(result.stdout.strip().splitlines()[-1]).name
     line = next(ln for ln in listing.stdout.splitlines() if ln.startswith(run_id))
     assert "complete" in line and "sample" in line
+
+
+def test_each_model_trained_in_a_process_holding_only_its_framework(smoke_run):
+    """One framework per process, from each process's own sys.modules: a TF or Keras
+    worker loaded TensorFlow and no torch, a torch worker torch and no TensorFlow, and the
+    process the user started neither."""
+    root, _ = smoke_run
+    run = root / "runs/latest"
+    loaded = {name: json.loads((run / "models" / f"{name}.json").read_text())["process"]
+              for name in SMOKE_MODELS}
+    for name, process in loaded.items():
+        expected = ["torch"] if name.endswith("-torch") else ["keras", "tensorflow"]
+        assert process["frameworks"] == expected, name
+    parent = json.loads((run / "manifest.json").read_text())["process"]
+    assert parent["frameworks"] == []
+    assert len({p["pid"] for p in loaded.values()} | {parent["pid"]}) == 7   # 7 processes
+    for name in SMOKE_MODELS:   # every worker's output is kept
+        assert f"{name:<10} done: val accuracy" in (run / "logs" / f"{name}.log").read_text()

@@ -3,7 +3,6 @@ and a resumed worker continues from the same checkpoints as the chief."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import signal
 from pathlib import Path
@@ -60,9 +59,8 @@ def interrupted_run(tmp_path):
 def test_a_resumed_worker_writes_nothing_and_keeps_step_with_the_chief(interrupted_run,
                                                                        monkeypatch):
     before = snapshot(interrupted_run)
-    real_setup = runtime.setup
-    monkeypatch.setattr(runtime, "setup",
-                        lambda cfg: dataclasses.replace(real_setup(cfg), is_chief=False))
+    real_is_chief = runtime.is_chief
+    monkeypatch.setattr(runtime, "is_chief", lambda spec: False)
     worker = Lines()
     assert pipeline.resume(*pipeline.read_resumable(interrupted_run), worker, print) is None
     assert snapshot(interrupted_run) == before          # the run folder is the chief's
@@ -70,7 +68,7 @@ def test_a_resumed_worker_writes_nothing_and_keeps_step_with_the_chief(interrupt
     assert "cnn-tf     resuming after epoch 2" in worker
     assert worker[-1] == "worker done; the chief wrote the run's outputs"
 
-    monkeypatch.setattr(runtime, "setup", real_setup)
+    monkeypatch.setattr(runtime, "is_chief", real_is_chief)
     chief = Lines()
     assert pipeline.resume(*pipeline.read_resumable(interrupted_run), chief,
                            print).path == interrupted_run

@@ -1,20 +1,21 @@
 """A final fit on every labelled row: exactly train + validation rows, for the epochs the
 split run chose, at its learning rates, in every style; resumable like any training."""
 
+import dataclasses
 import json
 import signal
 
 import numpy as np
 import pytest
 
-from job.config import EarlyStoppingConfig, FFNSpec, ScheduleConfig, TrainConfig
+from job.config import Config, EarlyStoppingConfig, FFNSpec, ScheduleConfig, TrainConfig
 from job.system import interrupt
-from job.train import early_stopping
+from job.train import early_stopping, models
 from job.styles.keras import loop as keras_fit
-from job.candidates import refit
 from job.styles.tf import loop as tf_loop
 from job.styles.torch import loop as torch_loop
 from job.train.task import Split, Task
+from job.styles import ModelId
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit, "torch": torch_loop.fit}
 # torch_loop.fit called directly (not through choose_device) lets torch say it found no CUDA.
@@ -31,10 +32,21 @@ def task(tmp_path, style, **train) -> Task:
                     lr_schedule=ScheduleConfig(kind="plateau", patience=0, factor=0.5),
                     early_stopping=EarlyStoppingConfig(patience=1))
     settings.update(train)
-    return Task(name=f"ffn-{style}", arch="ffn", style=style,
+    return Task(model=ModelId("ffn", style),
                 spec=FFNSpec(hidden=(16,), dropout=0.1), train=TrainConfig(**settings),
                 order_seed=5, logdir=tmp_path / "tb" / f"ffn-{style}",
                 checkpoint_dir=tmp_path / "ckpt" / f"ffn-{style}")
+
+
+def refit_task(base: Task, split_row: dict) -> Task:
+    """The refit the worker builds for `base`'s model (job.train.models.task_for), in a run
+    whose config holds `base`'s settings."""
+    config = Config()
+    config = dataclasses.replace(
+        config, train=base.train, arch=dataclasses.replace(config.arch, ffn=base.spec),
+        data=dataclasses.replace(config.data, seed=base.order_seed))
+    return models.task_for(base.model.refitted(), config, base.logdir.parent, split_row,
+                           report=lambda record: None)
 
 
 def row(name, best_epoch, rates):
@@ -46,7 +58,7 @@ def row(name, best_epoch, rates):
 def test_full_split_is_every_labelled_row_once_and_validates_nothing(digits):
     images, labels = digits
     split = split_of(images, labels, 70, 30)
-    full = refit.full_split(split)
+    full = models.full_split(split)
     assert len(full.train_x) == 100 and not full.validates and split.validates
     np.testing.assert_array_equal(full.train_x, images[:100])   # train rows, then validation
     np.testing.assert_array_equal(full.train_y, labels[:100])
@@ -55,7 +67,7 @@ def test_full_split_is_every_labelled_row_once_and_validates_nothing(digits):
 
 def test_refit_task_replays_the_chosen_epochs_at_their_rates(tmp_path):
     base = task(tmp_path, "tf")
-    again = refit.refit_task(base, row("ffn-tf", 3, [0.003, 0.0015, 0.0015, 0.00075, 0.0004]))
+    again = refit_task(base, row("ffn-tf", 3, [0.003, 0.0015, 0.0015, 0.00075, 0.0004]))
     assert again.name == "ffn-tf-full" and again.train.epochs == 3
     assert again.train.lr_schedule.rates == (0.003, 0.0015, 0.0015)
     assert again.logdir.name == again.checkpoint_dir.name == "ffn-tf-full"
@@ -68,8 +80,8 @@ def test_refit_task_replays_the_chosen_epochs_at_their_rates(tmp_path):
 
 
 def test_refit_epochs_follow_the_kept_epoch_not_the_last_run():
-    assert refit.chosen_epochs(row("m", 4, [1e-3] * 7)) == 4
-    assert refit.chosen_epochs({**row("m", None, [1e-3] * 7)}) == 7
+    assert models.chosen_epochs(row("m", 4, [1e-3] * 7)) == 4
+    assert models.chosen_epochs({**row("m", None, [1e-3] * 7)}) == 7
 
 
 @pytest.mark.parametrize("style", list(FIT))
@@ -78,9 +90,9 @@ def test_refit_trains_on_train_plus_validation_rows_for_the_chosen_epochs(
     images, labels = digits
     split = split_of(images, labels, 40, 10)
     # Batches of one: the optimizer's step count is then the number of rows fit on.
-    again = refit.refit_task(task(tmp_path, style, batch_size=1, steps_per_execution=1),
+    again = refit_task(task(tmp_path, style, batch_size=1, steps_per_execution=1),
                              row(f"ffn-{style}", 2, [0.003, 0.001, 0.0005]))
-    trained = FIT[style](again, refit.full_split(split), lambda line: None)
+    trained = FIT[style](again, models.full_split(split), lambda line: None)
     assert [h["epoch"] for h in trained.history] == [1, 2]
     assert all(set(h) == {"epoch", "loss", "accuracy", "seconds", "learning_rate"}
                for h in trained.history)                    # nothing left to validate on
@@ -94,11 +106,11 @@ def test_refit_trains_on_train_plus_validation_rows_for_the_chosen_epochs(
 @pytest.mark.parametrize("style", list(FIT))
 def test_interrupted_refit_resumes_to_the_same_model(tmp_path, digits, style):
     images, labels = digits
-    full = refit.full_split(split_of(images, labels, 300, 100))
+    full = models.full_split(split_of(images, labels, 300, 100))
     chosen = row(f"ffn-{style}", 3, [0.003, 0.003, 0.0015])
-    whole = FIT[style](refit.refit_task(task(tmp_path / "a", style), chosen), full,
+    whole = FIT[style](refit_task(task(tmp_path / "a", style), chosen), full,
                        lambda line: None)
-    again = refit.refit_task(task(tmp_path / "b", style), chosen)
+    again = refit_task(task(tmp_path / "b", style), chosen)
 
     def stop_after_first(line: str) -> None:
         if " epoch 1/3" in line:

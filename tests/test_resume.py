@@ -19,6 +19,7 @@ from job.styles.keras import loop as keras_fit
 from job.styles.tf import loop as tf_loop
 from job.styles.torch import loop as torch_loop
 from job.train.task import Split, Task
+from job.styles import ModelId
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit, "torch": torch_loop.fit}
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ def task(root: Path, style: str, checkpoints: Path) -> Task:
     spec = CNNSpec(filters=(4,), convs_per_block=1, dense=(16,), dropout=0.2, dense_dropout=0.2)
     stopping = EarlyStoppingConfig(monitor="val_accuracy", patience=2)
     # Augmentation and a plateau schedule on too: their state must carry over as well.
-    return Task(name=f"cnn-{style}", arch="cnn", style=style, spec=spec,
+    return Task(model=ModelId("cnn", style), spec=spec,
                 train=TrainConfig(epochs=5, batch_size=64, learning_rate=0.003,
                                   early_stopping=stopping,
                                   augment=AugmentConfig(rotation_degrees=10, zoom=0.1),

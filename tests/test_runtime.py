@@ -13,11 +13,12 @@ import tensorflow as tf
 
 from job.config import CNNSpec, EarlyStoppingConfig, FFNSpec, RuntimeConfig, TrainConfig
 from job.errors import DeviceError
-from job.system.runtime import (choose_strategy, cluster_spec, is_chief, local_runtime,
-                         return_freed_memory, setup)
+from job.styles.tf.runtime import local_runtime, setup
+from job.system.runtime import choose_strategy, cluster_spec, is_chief, return_freed_memory
 from job.styles.keras import loop as keras_fit
 from job.styles.tf import loop as tf_loop
 from job.train.task import Split, Task
+from job.styles import ModelId
 from job.styles.tf.loss_scale import LossScale
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit}
@@ -33,7 +34,7 @@ def split(digits):
 def task(tmp_path, arch: str, style: str, epochs: int = 2) -> Task:
     spec = FFNSpec(hidden=(32,), dropout=0.0) if arch == "ffn" else CNNSpec(
         filters=(4,), convs_per_block=1, dense=(16,), dropout=0.0, dense_dropout=0.0)
-    return Task(name=f"{arch}-{style}", arch=arch, style=style, spec=spec,
+    return Task(model=ModelId(arch, style), spec=spec,
                 train=TrainConfig(epochs=epochs, batch_size=64, learning_rate=0.003,
                                   early_stopping=EarlyStoppingConfig(patience=5)),
                 order_seed=7, logdir=tmp_path / f"{arch}-{style}")
@@ -118,6 +119,22 @@ def test_require_gpu_fails_fast_without_one():
 def test_cpu_runtime_is_plain():
     runtime = setup(RuntimeConfig())
     assert (runtime.kind, runtime.replicas, runtime.is_chief) == ("none", 1, True)
+
+
+def test_require_gpu_fails_before_any_work_when_nvml_shows_none(tmp_path):
+    """The parent checks with NVML before the data or any worker: one line, exit 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE")}
+    env.update(PYTHONPATH=str(REPO), HOME=str(tmp_path), CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(
+        [sys.executable, "-m", "job", "train", "--config", str(REPO / "configs/smoke.yaml"),
+         "--set", "runtime.require_gpu=true", "--set", "output.runs_dir=runs"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: runtime.require_gpu is true but no GPU is visible (NVML finds none): on a GPU "
+        "machine check `nvidia-smi` and that the container runs with --gpus all; to train on "
+        "the CPU anyway use a config with runtime.require_gpu: false"]
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
 
 
 @pytest.mark.parametrize("tf_config, chief", [

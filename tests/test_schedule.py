@@ -7,8 +7,10 @@ import pytest
 from job.config import EarlyStoppingConfig, FFNSpec, ScheduleConfig, TrainConfig
 from job.train import schedule
 from job.styles.keras import loop as keras_fit
+from job.styles.keras import schedule as keras_schedule
 from job.styles.tf import loop as tf_loop
 from job.train.task import Split, Task
+from job.styles import ModelId
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit}
 LOSSES = [1.0, 0.8, 0.79995, 0.81, 0.7, 0.70005, 0.72, 0.73, 0.74, 0.6, 0.65, 0.66, 0.67]
@@ -16,7 +18,7 @@ LOSSES = [1.0, 0.8, 0.79995, 0.81, 0.7, 0.70005, 0.72, 0.73, 0.74, 0.6, 0.65, 0.
 
 def keras_rates(config: ScheduleConfig, values: list[float], base: float) -> list[float]:
     """Learning rate after each epoch from keras' ReduceLROnPlateau."""
-    [callback] = schedule.keras_callbacks(config, base, None)
+    [callback] = keras_schedule.keras_callbacks(config, base, None)
     assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(base), loss="mse")
@@ -65,7 +67,7 @@ def split(digits):
 def test_both_styles_log_the_same_rates(tmp_path, split, config):
     rates = {}
     for style in ("tf", "keras"):
-        task = Task(f"ffn-{style}", "ffn", style, FFNSpec(hidden=(16,), dropout=0.0),
+        task = Task(ModelId("ffn", style), FFNSpec(hidden=(16,), dropout=0.0),
                     TrainConfig(epochs=4, batch_size=64, learning_rate=0.01, lr_schedule=config,
                                 early_stopping=EarlyStoppingConfig(patience=10)),
                     3, tmp_path / style)

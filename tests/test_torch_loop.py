@@ -15,10 +15,12 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from job.config import (CNNSpec, EarlyStoppingConfig, FFNSpec, ScheduleConfig, TrainConfig,
                         load_config)
 from job.errors import ConfigError, DeviceError, RunError
-from job.system.runtime import Runtime, check_models, local_runtime
+from job.styles.torch.runtime import local_runtime
+from job.system.runtime import Runtime, check_models
 from job.styles.tf import loop as tf_loop
 from job.styles.torch import loop as torch_loop
 from job.train.task import Split, Task
+from job.styles import ModelId
 from job.styles.torch.optim import Adam, LossScale
 from test_adam import STEPS, random_arrays
 
@@ -37,7 +39,7 @@ def task(tmp_path, arch="ffn", style="torch", epochs=2, **train) -> Task:
     settings = dict(epochs=epochs, batch_size=64, learning_rate=0.003,
                     early_stopping=EarlyStoppingConfig(patience=5))
     settings.update(train)
-    return Task(name=f"{arch}-{style}", arch=arch, style=style, spec=spec,
+    return Task(model=ModelId(arch, style), spec=spec,
                 train=TrainConfig(**settings),
                 order_seed=7, logdir=tmp_path / f"{arch}-{style}")
 
@@ -150,26 +152,34 @@ def test_torch_compile_gives_the_same_training(tmp_path, split):
     np.testing.assert_allclose(losses(compiled), losses(plain), rtol=2e-3)
 
 
-def test_the_job_loads_triton_before_tensorflow_so_torch_optim_and_compile_work():
-    """In a fresh process, after the job's runtime setup: torch.optim (which imports
-    triton) runs. Loaded after TensorFlow, triton's library crashes the process."""
-    code = ("from job.config import RuntimeConfig\n"
-            "from job.system.runtime import setup\n"
-            "setup(RuntimeConfig())\n"
-            "import tensorflow, torch\n"
-            "p = torch.nn.Parameter(torch.zeros(2))\n"
-            "p.grad = torch.ones(2)\n"
-            "torch.optim.Adam([p]).step()\n"
-            "print('stepped', 'triton' in __import__('sys').modules)\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                            text=True, timeout=120)
+def test_a_torch_worker_trains_and_writes_tensorboard_without_tensorflow(tmp_path):
+    """In a fresh process, as a torch worker does: setup, fit (TensorBoard written), save.
+    TensorFlow is installed here, yet never loads: the image's two CUDA stacks never meet."""
+    code = ("import sys\n"
+            "import numpy as np\n"
+            "from pathlib import Path\n"
+            "from job.config import FFNSpec, RuntimeConfig, TrainConfig\n"
+            "from job.styles import ModelId\n"
+            "from job.styles.torch import loop\n"
+            "from job.train.task import Split, Task\n"
+            "rt = loop.setup(RuntimeConfig())\n"
+            "x = np.random.default_rng(0).integers(0, 255, (64, 784), dtype=np.uint8)\n"
+            "y = (np.arange(64) % 10).astype(np.uint8)\n"
+            "task = Task(ModelId('ffn', 'torch'), FFNSpec(hidden=(8,)), TrainConfig(epochs=2),"
+            " 1, Path(sys.argv[1]))\n"
+            "loop.fit(task, Split(x[:48], y[:48], x[48:], y[48:]), print, rt)"
+            ".save(Path(sys.argv[1]))\n"
+            "print(sorted(n for n in ('tensorflow', 'keras', 'torch') if n in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["stepped", "True"]
+    assert result.stdout.split("\n")[-2] == "['torch']"
+    assert list((tmp_path / "train").glob("events.out.tfevents.*"))
+    assert (tmp_path / "ffn-torch.pt").is_file()
 
 
 def runtime_of(kind: str, replicas: int, devices=()) -> Runtime:
-    return Runtime(tf.distribute.get_strategy(), kind, replicas, True, "float32", False,
-                   tuple(devices))
+    return Runtime(None, kind, replicas, True, "float32", False, tuple(devices))
 
 
 def test_more_than_one_device_is_refused_at_every_stage(tmp_path, split):
@@ -177,18 +187,18 @@ def test_more_than_one_device_is_refused_at_every_stage(tmp_path, split):
                                           "set runtime.distribute: none"):
         torch_loop.choose_device("cnn-torch", runtime_of("mirrored", 2))
     with pytest.raises(DeviceError, match="ffn-torch, cnn-torch train on one device"):
-        check_models(runtime_of("mirrored", 2), ("ffn-tf", "ffn-torch", "cnn-torch"))
-    check_models(runtime_of("mirrored", 2), ("ffn-tf", "cnn-keras"))   # TF styles may
+        check_models("mirrored", ("ffn-tf", "ffn-torch", "cnn-torch"))
+    check_models("mirrored", ("ffn-tf", "cnn-keras"))   # TF styles may
     with pytest.raises(ConfigError, match=r"runtime.distribute: cnn-torch train on one device"):
         load_config("configs/smoke.yaml", ["runtime.distribute=mirrored",
                                            "models=[cnn-tf, cnn-torch]"])
 
 
 def test_a_gpu_that_torch_cannot_see_is_an_error_not_a_cpu_run():
-    """require_gpu means the same in every style: TF found a GPU, so torch must use it."""
+    """A runtime that names a GPU torch cannot use is an error, never a silent CPU run."""
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device torch can use")
-    with pytest.raises(DeviceError, match="TensorFlow sees a GPU but torch"):
+    with pytest.raises(DeviceError, match="the runtime names a GPU but torch"):
         torch_loop.choose_device("cnn-torch", runtime_of("none", 1, ["GPU:/device:GPU:0"]))
     assert torch_loop.choose_device("cnn-torch", runtime_of("none", 1)).type == "cpu"
 
@@ -220,3 +230,13 @@ def test_plateau_schedule_lowers_the_rate_in_torch_as_in_tf(tmp_path, split):
                            learning_rate=0.05), split, lambda line: None)
         rates[style] = [row["learning_rate"] for row in trained.history]
     assert rates["torch"] == rates["tf"]
+
+
+def test_require_gpu_stops_a_torch_worker_that_sees_none():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device torch can use")
+    from job.config import RuntimeConfig
+    with pytest.raises(DeviceError, match=r"^runtime.require_gpu is true but torch \S+ sees "
+                                          r"no GPU: .*--gpus all"):
+        torch_loop.setup(RuntimeConfig(require_gpu=True))
+    assert torch_loop.setup(RuntimeConfig()).devices == ("CPU:cpu",)

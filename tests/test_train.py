@@ -13,6 +13,7 @@ from job.styles.keras import loop as keras_fit
 from job.styles.tf import loop as tf_loop
 from job.styles.torch import loop as torch_loop
 from job.train.task import Split, Task
+from job.styles import ModelId
 
 FIT = {"tf": tf_loop.fit, "keras": keras_fit.fit, "torch": torch_loop.fit}
 STYLES = list(FIT)
@@ -32,7 +33,7 @@ def task(tmp_path, arch="ffn", style="tf", **train) -> Task:
     settings = dict(epochs=3, batch_size=64, learning_rate=0.003, log_every=1,
                     early_stopping=EarlyStoppingConfig(patience=5))
     settings.update(train)
-    return Task(name=f"{arch}-{style}", arch=arch, style=style, spec=spec,
+    return Task(model=ModelId(arch, style), spec=spec,
                 train=TrainConfig(**settings), order_seed=7,
                 logdir=tmp_path / f"{arch}-{style}")
 

@@ -148,6 +148,7 @@ class RuntimeConfig:
     mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     jit_compile: bool = False
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
+    parallel: int = _f(0, lo=0, hi=64)
 
 
 @dataclass(frozen=True)

@@ -11,23 +11,23 @@ import job
 from job.config import Config
 from job.config.values import hide_passwords
 from job.outputs.folder import utc_now
+from job.system.devices import visible_gpus
 
 
 def versions() -> dict:
     """Versions of the libraries whose behaviour decides the results."""
-    import keras
     import numpy
-    import sklearn
-    import tensorflow as tf
+    # Read from the installed packages' metadata: the process that plans a run imports
+    # no framework (each model's worker imports its own).
     return {"job": job.__version__, "python": platform.python_version(),
-            "tensorflow": tf.__version__, "keras": keras.__version__,
-            "torch": installed("torch"),
-            "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}
+            "tensorflow": installed("tensorflow"), "keras": installed("keras"),
+            "torch": installed("torch"), "numpy": numpy.__version__,
+            "scikit-learn": installed("scikit-learn")}
 
 
 def installed(distribution: str) -> str | None:
-    """A package's installed version, read without importing it (torch takes seconds to
-    load, and a run of TF models never does), or None where it is not installed."""
+    """A package's installed version, read without importing it, or None where it is not
+    installed (a torch-only machine has no TensorFlow)."""
     from importlib import metadata
     try:
         return metadata.version(distribution)
@@ -36,9 +36,8 @@ def installed(distribution: str) -> str | None:
 
 
 def devices() -> list[str]:
-    """The devices TensorFlow will place work on."""
-    import tensorflow as tf
-    return [f"{d.device_type}:{d.name}" for d in tf.config.list_physical_devices()]
+    """The devices the run's workers are given: the GPUs NVML shows, and the CPU."""
+    return ["CPU:0"] + [f"GPU:{index}" for index in visible_gpus()]
 
 
 def git_commit() -> str | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from job.competition import IMAGE_SIDE
+from job.outputs import events
 from job.styles import STYLES
 
 # One dash per style (in job.styles' order), one colour per model.
@@ -130,13 +131,6 @@ def digit_grid(images: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
 def write_tensorboard_images(logdir: Path, pictures: dict[str, bytes]) -> None:
     """Each PNG as an image summary under `logdir`, replacing earlier report events so
     regenerating a report does not stack copies in TensorBoard."""
-    import tensorflow as tf
-    logdir.mkdir(parents=True, exist_ok=True)
     for old in logdir.glob("events.out.tfevents.*"):
         old.unlink()
-    writer = tf.summary.create_file_writer(str(logdir))
-    with writer.as_default():
-        for tag, png in pictures.items():
-            image = tf.io.decode_png(png, channels=4)[tf.newaxis]
-            tf.summary.image(tag, image, step=0)
-    writer.close()
+    events.write_images(logdir, pictures)

@@ -18,7 +18,7 @@ from typing import Callable
 
 from job.config.sweep import Sweep
 from job.errors import ConfigError
-from job.system import interrupt
+from job.system import devices, interrupt
 from job.system.files import write_atomic
 
 Log = Callable[[str], None]
@@ -27,10 +27,10 @@ EXIT_INTERRUPTED = interrupt.EXIT_CODE    # what a stopped worker exits with
 
 
 def run_sweep(sweep: Sweep, cli_storage: str | None, workers: int, argv: list[str],
-              log: Log, warn: Log, ready: Callable[[], None] = lambda: None) -> Path:
-    """The sweep folder once this machine has nothing left to do for the study. `ready` is
-    called once the storage answered, before the first trial (the CLI loads TensorFlow
-    there, so a storage that cannot be reached says so in a second, not after TF's start)."""
+              log: Log, warn: Log) -> Path:
+    """The sweep folder once this machine has nothing left to do for the study. Each
+    trial's models train in worker processes of their own; this process loads no
+    framework, so a storage that cannot be reached says so in a second."""
     from job.sweep import storage, worker
 
     if sweep.base.runtime.distribute == "multi_worker" or os.environ.get("TF_CONFIG"):
@@ -55,7 +55,6 @@ def run_sweep(sweep: Sweep, cli_storage: str | None, workers: int, argv: list[st
         if code:
             raise SystemExit(code)
         return folder
-    ready()
     index = int(os.environ.get(WORKER_ENV, "0"))
     one = worker.Worker(sweep, study, folder, log, warn, index)
     try:
@@ -68,7 +67,7 @@ def run_sweep(sweep: Sweep, cli_storage: str | None, workers: int, argv: list[st
 def run_processes(count: int, argv: list[str], url: str, log: Log, warn: Log) -> int:
     """`count` copies of this command as one-worker processes, each on its own GPU (or its
     share of the CPU cores); a stop signal is passed on to all. The worst exit code."""
-    gpus = visible_gpus()
+    gpus = devices.visible_gpus()
     if gpus and count > len(gpus):
         warn(f"WARNING: {count} workers on {len(gpus)} GPU(s): some share a GPU")
     children = []
@@ -96,29 +95,7 @@ def run_processes(count: int, argv: list[str], url: str, log: Log, warn: Log) ->
 
 
 def worker_env(index: int, count: int, gpus: list[str], url: str) -> dict[str, str]:
-    """A worker's environment: its index, the storage, and its GPU or CPU threads."""
-    env = {**os.environ, WORKER_ENV: str(index), "OPTUNA_STORAGE": url}
-    if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
-    else:
-        # N TensorFlow processes each using every core fight over them; split the cores.
-        threads = str(max(1, (os.cpu_count() or 1) // count))
-        env.update(TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS="1",
-                   OMP_NUM_THREADS=threads)
-    return env
-
-
-def visible_gpus() -> list[str]:
-    """The GPUs this process may use, by index, read from NVML (no TensorFlow needed)."""
-    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if listed is not None:
-        return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
-    try:
-        import pynvml
-        pynvml.nvmlInit()
-        try:
-            return [str(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception:   # no driver, no library: a CPU machine
-        return []
+    """A worker's environment: its index, the storage, and its GPU or CPU threads (N
+    processes each using every core would fight over them)."""
+    return {**os.environ, WORKER_ENV: str(index), "OPTUNA_STORAGE": url,
+            **devices.share_of(index, count, gpus)}

@@ -250,11 +250,9 @@ def write_summary(worker: Worker) -> None:
 
 
 def free_memory() -> None:
-    """Trials run one after another in one process: drop the last one's models and graphs."""
-    import keras
-
+    """Trials run one after another in one process: hand back what the last one freed
+    (its models trained in worker processes, which gave their memory back as they ended)."""
     from job.system.runtime import return_freed_memory
-    keras.backend.clear_session()
     return_freed_memory()
 
 

@@ -1,7 +1,8 @@
-"""Where TensorFlow computes: GPU check, precision, XLA and the distribution strategy.
+"""What a worker's style needs to know about its devices, and the framework-free rules
+that decide them: TF_CONFIG, the strategy `auto` resolves to, which process is chief.
 
-Set up once per process, before any other TensorFlow work: a multi-worker strategy
-must exist before the first op runs, and Keras' precision policy is global.
+Each framework sets itself up in its own worker process (`setup` in the style's loop
+module, e.g. job/styles/tf/runtime.py); nothing here imports one.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ COMPUTE_DTYPES = {"float32": "float32", "mixed_float16": "float16",
 
 @dataclass(frozen=True)
 class Runtime:
-    """What both training styles need to know about the devices they run on."""
+    """What every training style needs to know about the devices it runs on."""
 
     strategy: Any                # tf.distribute.Strategy (the default one when not distributed)
     kind: str                    # "none" | "mirrored" | "multi_worker"
@@ -81,74 +82,14 @@ def choose_strategy(config: RuntimeConfig, gpus: int, spec: dict | None) -> str:
     return "mirrored" if gpus > 1 else "none"
 
 
-def check_models(runtime: Runtime, models: tuple[str, ...]) -> None:
-    """Refuse what cannot train under the strategy `auto` resolved to: Keras across
-    workers (TF_CONFIG), torch on more than one device (an explicit runtime.distribute
-    is refused by the config check already)."""
-    problem = keras_across_workers(models) if runtime.kind == "multi_worker" else None
-    # runtime.distribute: auto becomes mirrored on a machine with several GPUs.
-    problem = problem or torch_across_devices(models, runtime.kind)
+def check_models(kind: str, models: tuple[str, ...]) -> None:
+    """Refuse what cannot train under the strategy `auto` resolved to (`kind`): Keras
+    across workers (TF_CONFIG), torch on more than one device (an explicit
+    runtime.distribute is refused by the config check already)."""
+    problem = keras_across_workers(models) if kind == "multi_worker" else None
+    problem = problem or torch_across_devices(models, kind)
     if problem:
         raise DeviceError(f"models: {problem}")
-
-
-def load_triton_first() -> None:
-    """Load triton (torch.compile's and torch.optim's kernel compiler) before TensorFlow.
-
-    Both bundle LLVM; triton's library loaded after TensorFlow's crashes the process with
-    a segmentation fault (TF 2.21, triton 3.8, torch 2.14), loaded before it both work.
-    So the process that may train a torch model loads it first; once TensorFlow is in,
-    loading it would be the crash, so then this leaves it."""
-    if "tensorflow" in sys.modules:
-        return
-    try:
-        import triton  # noqa: F401
-    except ImportError:   # no torch installed, or a platform without triton
-        pass
-
-
-def setup(config: RuntimeConfig) -> Runtime:
-    """Check the devices, create the strategy and set the precision policy."""
-    load_triton_first()
-    import tensorflow as tf
-
-    spec = cluster_spec()
-    kind = choose_strategy(config, 0, spec)
-    # The multi-worker strategy must be created before anything lists or touches devices.
-    strategy = tf.distribute.MultiWorkerMirroredStrategy() if kind == "multi_worker" else None
-    gpus = tf.config.list_physical_devices("GPU")
-    # Memory on demand, not all of it at the first op: a torch model of the same run
-    # allocates from the same GPU (and a doctor or second process can share it).
-    for gpu in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:   # already initialised by the multi-worker strategy
-            pass
-    if config.require_gpu and not gpus:
-        raise DeviceError(
-            "runtime.require_gpu is true but TensorFlow sees no GPU: on a GPU machine check "
-            "`nvidia-smi` and that the container runs with --gpus all; to train on the CPU "
-            "anyway use a config with runtime.require_gpu: false")
-    if strategy is None:
-        kind = choose_strategy(config, len(gpus), spec)
-        strategy = (mirrored_strategy() if kind == "mirrored" else tf.distribute.get_strategy())
-    devices = tuple(f"{d.device_type}:{d.name}" for d in tf.config.list_logical_devices())
-    return Runtime(strategy, kind, strategy.num_replicas_in_sync, is_chief(spec),
-                   config.mixed_precision, config.jit_compile, devices)
-
-
-def mirrored_strategy():
-    """Every GPU; on a host without one, every logical CPU (how tests get two replicas)."""
-    import tensorflow as tf
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy([d.name for d in devices])
-
-
-def local_runtime(mixed_precision: str = "float32", jit_compile: bool = False) -> Runtime:
-    """One device, no strategy: what tests and a plain CPU run use."""
-    import tensorflow as tf
-    return Runtime(tf.distribute.get_strategy(), "none", 1, True, mixed_precision, jit_compile,
-                   ())
 
 
 def return_freed_memory() -> None:

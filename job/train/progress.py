@@ -104,16 +104,3 @@ def hparams_of(trained: Trained, spec: Any, train: Any) -> dict[str, Any]:
         values[f"{trained.arch}.{key}"] = (",".join(map(str, value))
                                            if isinstance(value, tuple) else value)
     return values
-
-
-def write_hparams(logdir: Path, hparams: dict[str, Any], session: str) -> None:
-    """One HParams session per model, at the folder above its train/validation runs.
-    `session` must be unique across everything one TensorBoard shows: it merges sessions
-    of the same id into one row, so every run's cnn-keras would otherwise become one."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
-
-    writer = tf.summary.create_file_writer(str(logdir))
-    with writer.as_default():
-        hp.hparams(hparams, trial_id=session)
-    writer.close()

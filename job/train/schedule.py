@@ -55,28 +55,6 @@ class Plateau:
 STATE_FIELDS = ("best", "wait", "cooldown_counter")
 
 
-def keras_callbacks(config: ScheduleConfig, base: float, resume: dict | None) -> list:
-    """The Keras side of the same schedule."""
-    import keras
-
-    if config.rates or config.kind == "exponential":
-        return [keras.callbacks.LearningRateScheduler(lambda epoch, lr: rate_at(config, base, epoch))]
-    if config.kind != "plateau":
-        return []
-
-    class ResumableReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
-        """The built-in callback, able to continue from a checkpoint's state."""
-
-        def on_train_begin(self, logs=None):
-            super().on_train_begin(logs)
-            for name, value in (resume or {}).items():
-                setattr(self, name, value)
-
-    return [ResumableReduceLROnPlateau(monitor=MONITOR, mode="min", factor=config.factor,
-                                       patience=config.patience, min_lr=config.min_learning_rate,
-                                       min_delta=MIN_DELTA)]
-
-
 def state_of(tracker) -> dict:
     """What a checkpoint keeps of a plateau tracker (Keras callback or `Plateau`)."""
     return {name: getattr(tracker, name) for name in STATE_FIELDS}

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 
 from job.config import TrainConfig
-from job.styles import split_name
+from job.styles import ModelId
 
 Predictor = Callable[[np.ndarray], np.ndarray]   # uint8 (N, 784) images → (N, 10) logits
 
@@ -35,9 +35,7 @@ class Split:
 class Task:
     """One model to train: everything the loop needs besides the data."""
 
-    name: str          # e.g. "cnn-keras"
-    arch: str          # "ffn" | "cnn" | "lstm"
-    style: str         # a key of job.styles.STYLES: "tf" | "keras"
+    model: ModelId     # which model: family, style, bag copy, refit
     spec: Any          # FFNSpec | CNNSpec | LSTMSpec
     train: TrainConfig
     order_seed: int    # data.seed: fixes the per-epoch shuffling
@@ -47,15 +45,28 @@ class Task:
     # pruner listens here and may raise job.errors.Pruned).
     report: Callable[[dict], None] | None = None
 
+    @property
+    def name(self) -> str:
+        return self.model.name
 
-def make_task(model: str, arch_specs: Any, train: TrainConfig, order_seed: int,
+    @property
+    def arch(self) -> str:
+        return self.model.arch
+
+    @property
+    def style(self) -> str:
+        return self.model.style
+
+
+def make_task(model: ModelId | str, arch_specs: Any, train: TrainConfig, order_seed: int,
               logdir: Path, checkpoint_dir: Path | None = None,
               report: Callable[[dict], None] | None = None) -> Task:
-    """The task for a model name such as cnn-keras, with its family's spec."""
-    arch, style = split_name(model)
-    return Task(name=model, arch=arch, style=style, spec=getattr(arch_specs, arch),
-                train=train, order_seed=order_seed, logdir=logdir,
-                checkpoint_dir=checkpoint_dir, report=report)
+    """The task for a model (cnn-keras, or a bag copy's or refit's identity), with its
+    family's spec."""
+    model = ModelId.of(model) if isinstance(model, str) else model
+    return Task(model=model, spec=getattr(arch_specs, model.arch), train=train,
+                order_seed=order_seed, logdir=logdir, checkpoint_dir=checkpoint_dir,
+                report=report)
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ from sklearn.datasets import load_digits  # noqa: E402
 import numpy as np  # noqa: E402
 
 from job.config import EarlyStoppingConfig, FFNSpec, RuntimeConfig, TrainConfig  # noqa: E402
-from job.system.runtime import local_runtime, setup  # noqa: E402
+from job.styles.tf.runtime import local_runtime, setup  # noqa: E402
 from job.styles.keras import loop as keras_fit
 from job.styles.tf import loop as tf_loop  # noqa: E402
 from job.train.task import Split, Task  # noqa: E402
+from job.styles import ModelId
 
 digits = load_digits()
 images = (np.kron(digits.images, np.ones((3, 3)))[:, :, :] * 255 / 16).astype(np.uint8)
@@ -31,7 +32,7 @@ report = {}
 for style, fit in (("tf", tf_loop.fit), ("keras", keras_fit.fit)):
     histories = {}
     for name, runtime, batch in (("mirrored", mirrored, 32), ("single", local_runtime(), 64)):
-        task = Task(name=f"ffn-{style}", arch="ffn", style=style,
+        task = Task(model=ModelId("ffn", style),
                     spec=FFNSpec(hidden=(32,), dropout=0.0),
                     train=TrainConfig(epochs=3, batch_size=batch, learning_rate=0.003,
                                       early_stopping=EarlyStoppingConfig(patience=5)),

@@ -10,8 +10,12 @@ import keras
 
 from job.styles.keras import nets as nets
 from job.system import interrupt
-from job.system.runtime import Runtime, local_runtime
-from job.train import checkpoint, progress, schedule
+# The style's face to its worker (job.styles): setup, fit, load_predictor, warp_images.
+from job.styles.tf.runtime import local_runtime, setup  # noqa: F401
+from job.styles.tf.feeding import warp_images  # noqa: F401
+from job.system.runtime import Runtime
+from job.styles.keras import schedule as keras_schedule
+from job.train import checkpoint, progress
 from job.styles.tf import feeding
 from job.train.task import Predictor, Split, Task, Trained
 
@@ -127,7 +131,7 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
     started = time.perf_counter() - (resumed.seconds if resumed else 0.0)
     first_epoch = resumed.epochs_done if resumed else 0
     stopper = early_stopping(train_cfg.early_stopping, resumed)
-    rates = schedule.keras_callbacks(train_cfg.lr_schedule, train_cfg.learning_rate,
+    rates = keras_schedule.keras_callbacks(train_cfg.lr_schedule, train_cfg.learning_rate,
                                      resumed.plateau if resumed else None)
     plateau = next((c for c in rates if isinstance(c, keras.callbacks.ReduceLROnPlateau)), None)
     callbacks = [EpochLog(task, history, log),

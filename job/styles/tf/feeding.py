@@ -27,15 +27,15 @@ def training_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, se
     images_t, labels_t = tf.constant(images), tf.constant(labels)
     augmenting = augment is not None and augment.active
 
-    def plans():
-        # One epoch's plan at a time, drawn by NumPy when tf.data reaches that epoch.
-        for epoch in range(first_epoch, last_epoch):
-            drawn = plan.epoch_plan(n, batch_size, seed, epoch, augment)
-            yield (drawn.order, drawn.transforms) if augmenting else drawn.order
-
-    order_spec = tf.TensorSpec([n], tf.int64)
-    spec = (order_spec, tf.TensorSpec([n, 8], tf.float32)) if augmenting else order_spec
-    epochs = tf.data.Dataset.from_generator(plans, output_signature=spec)
+    # Every remaining epoch's plan, drawn by NumPy up front and held as tensors (the
+    # orders, and the transforms when augmenting: 45 Kaggle epochs take 61 MB), so the
+    # pipeline is TensorFlow ops only: a multi-worker strategy can rewrite it to split
+    # each global batch between its replicas, which it cannot do for a Python generator.
+    drawn = [plan.epoch_plan(n, batch_size, seed, epoch, augment)
+             for epoch in range(first_epoch, last_epoch)]
+    orders = np.stack([d.order for d in drawn]) if drawn else np.zeros((0, n), np.int64)
+    epochs = tf.data.Dataset.from_tensor_slices(
+        (orders, np.stack([d.transforms for d in drawn])) if augmenting and drawn else orders)
 
     def gather(index: tf.Tensor, transforms: tf.Tensor | None = None):
         x = to_model_input(tf.gather(images_t, index))

@@ -11,7 +11,10 @@ import tensorflow as tf
 from job.competition import PIXELS
 from job.styles.tf import nets as nets
 from job.system import interrupt
-from job.system.runtime import Runtime, local_runtime
+# The style's face to its worker (job.styles): setup, fit, load_predictor, warp_images.
+from job.styles.tf.runtime import local_runtime, setup  # noqa: F401
+from job.styles.tf.feeding import warp_images  # noqa: F401
+from job.system.runtime import Runtime
 from job.train import checkpoint, epochs, progress
 from job.styles.tf import feeding
 from job.styles.tf.adam import Adam

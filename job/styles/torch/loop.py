@@ -18,13 +18,16 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.tensorboard import SummaryWriter
 
 from job.errors import DeviceError, RunError
+from job.styles.torch import board
 from job.styles.torch import nets as nets
 from job.styles.torch.nets import set_weights, to_numpy, weights
 from job.system import interrupt
-from job.system.runtime import Runtime, local_runtime
+# The style's face to its worker (job.styles): setup, fit, load_predictor, warp_images.
+from job.styles.torch.runtime import local_runtime, setup  # noqa: F401
+from job.styles.torch.feeding import warp_images  # noqa: F401
+from job.system.runtime import Runtime
 from job.train import checkpoint, epochs, progress
 from job.styles.torch import feeding
 from job.styles.torch.optim import Adam, LossScale
@@ -57,17 +60,17 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
 
 
 def choose_device(name: str, runtime: Runtime) -> torch.device:
-    """The one device torch trains on: CUDA when TensorFlow found a GPU (so require_gpu
-    means the same for torch), else the CPU. Refuses more than one replica: data
-    parallelism is not built for this style (the config check refuses it earlier)."""
+    """The one device torch trains on: CUDA when its setup found a GPU, else the CPU.
+    Refuses more than one replica: data parallelism is not built for this style (the
+    config check refuses it earlier)."""
     if runtime.replicas > 1 or runtime.kind != "none":
         raise DeviceError(f"{name}: the torch style trains on one device; set "
                           f"runtime.distribute: none (it resolved to {runtime.kind} with "
                           f"{runtime.replicas} replicas)")
     if any(":GPU" in d for d in runtime.devices):
         if not torch.cuda.is_available():
-            raise DeviceError(f"{name}: TensorFlow sees a GPU but torch {torch.__version__} "
-                              "does not; run `python -m job doctor` and check the driver "
+            raise DeviceError(f"{name}: the runtime names a GPU but torch {torch.__version__} "
+                              "sees none; run `python -m job doctor` and check the driver "
                               "runs torch's CUDA release")
         return torch.device("cuda")
     # A CUDA build of torch on a machine without a driver warns at its first backward
