@@ -1,9 +1,11 @@
-"""`python -m job doctor`: every line's wording on this GPU-less machine, and the lines a
-GPU machine would print for failures this one cannot have (a missing library, an old driver)."""
+"""`python -m job doctor`: every line's wording on this GPU-less machine, each framework
+probed in a process of its own, and the lines a GPU machine would print for failures this
+one cannot have (a missing library, an old driver)."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import re
@@ -13,58 +15,69 @@ from pathlib import Path
 
 import pytest
 
-from job.doctor import checks, libraries
+from job.doctor import checks, libraries, probe, stacks
 from job.doctor.nvidia import Driver, Gpu
-from job.doctor.timing import Timing
+from job.doctor.report import Report, Timing, Torch
 
 REPO = Path(__file__).resolve().parent.parent
 # The smoke config's tiny CNN keeps the timed steps to seconds on a CPU.
 TINY = ["--set", "train.batch_size=32"]
 
 
-def doctor(*args: str) -> subprocess.CompletedProcess:
+def doctor(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
     env["PYTHONPATH"] = str(REPO)
-    return subprocess.run([sys.executable, "-m", "job", "doctor", *args], cwd=REPO, env=env,
+    start = ["-c", code] if code else ["-m", "job"]
+    return subprocess.run([sys.executable, *start, "doctor", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
-def build_info() -> tuple[str, str]:
-    import tensorflow as tf
-    info = tf.sysconfig.get_build_info()
-    return info["cuda_version"], info["cudnn_version"]
-
-
 STEP = r"{status} +{name} step: \d+\.\d ms per batch of 32 on CPU:0, [\d,]+ images/s \(no GPU\)"
+# The doctor as `python -m job doctor` runs it, then what its own process had imported
+# (--debug: the CLI's quiet start, where it has one, imports nothing then either).
+AND_MODULES = ("import os, sys\nfrom job.cli import main\ncode = main(sys.argv[1:])\n"
+               "print('doctor process', os.getpid(), sorted(m for m in ('tensorflow', 'keras', "
+               "'torch', 'job.doctor.probe_tf', 'job.doctor.probe_torch') "
+               "if m in sys.modules))\nsys.exit(code)")
 
 
 def test_on_a_machine_without_a_gpu_every_check_says_so_and_passes():
-    result = doctor("--config", "configs/smoke.yaml", *TINY)
+    result = doctor("--config", "configs/smoke.yaml", *TINY, "--debug", code=AND_MODULES)
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    cuda, cudnn = build_info()
-    assert lines[:5] == [
+    assert lines[:2] == [
+        "note     NVIDIA driver: not found (no libnvidia-ml.so.1 on this machine)",
+        "ok       CUDA runtime: none installed; no driver to run it"]
+    # The build's CUDA and cuDNN as TensorFlow's probe read them (tf.sysconfig).
+    assert re.fullmatch(re.escape(
         f"ok       versions: Python {platform.python_version()}, TensorFlow "
         f"{importlib.metadata.version('tensorflow')}, Keras {importlib.metadata.version('keras')}; "
-        f"TensorFlow built for CUDA {cuda}, cuDNN {cudnn}",
-        "note     NVIDIA driver: not found (no libnvidia-ml.so.1 on this machine)",
-        "ok       CUDA runtime: none installed; no driver to run it",
+        "TensorFlow built for CUDA ") + r"12\.[\d.]+, cuDNN 9", lines[2]), lines[2]
+    assert lines[3:5] == [
         "note     GPU: none visible to TensorFlow; NVIDIA driver: not found -> training runs on "
         "the CPU",
         "ok       XLA's CUDA files: not needed without a GPU"]
     for line, name in zip(lines[5:8], ("float32", "XLA", "mixed_float16")):
         assert re.fullmatch(STEP.format(status="ok", name=name), line), line
-    # Asked in another process: torch loaded here would preload its cuDNN into this one,
-    # and the library tests below would find it loaded.
-    version, cuda = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.__version__, torch.version.cuda)"],
-        capture_output=True, text=True, check=True).stdout.split()
-    assert lines[8] == f"ok       torch: torch {version}, built for CUDA {cuda}"
-    assert re.fullmatch(STEP.format(status="ok", name="torch"), lines[9]), lines[9]
+    # Its CPU build maps no CUDA library; torch's maps its CUDA 13 wheels' at import.
+    tf_pid = re.fullmatch(r"ok +tensorflow libraries: no CUDA library mapped by its process "
+                          r"\(pid (\d+); no GPU\)", lines[8])
+    assert tf_pid, lines[8]
+    assert re.fullmatch(re.escape(f"ok       torch: torch {importlib.metadata.version('torch')}")
+                        + r"(\+\w+)?, built for CUDA 13\.0", lines[9]), lines[9]
+    assert re.fullmatch(STEP.format(status="ok", name="torch"), lines[10]), lines[10]
+    torch_pid = re.fullmatch(r"ok +torch libraries: \d+ CUDA library files mapped by its process "
+                             r"\(pid (\d+)\), all torch's CUDA 13 stack: in \S+/nvidia: .*"
+                             r"cu13/lib/\{[^}]*libcudart\.so\.13.*", lines[11])
+    assert torch_pid, lines[11]
     assert re.fullmatch(r"ok +epoch bound: input pipeline [\d,]+ images/s, float32 step [\d,]+ "
                         r"images/s: the step bounds an epoch \(~[\d.]+ s per 37,800-image "
-                        r"epoch\)", lines[10]), lines[10]
-    assert lines[11:] == ["doctor: this machine can run configs/smoke.yaml"]
+                        r"epoch\)", lines[12]), lines[12]
+    assert lines[13] == "doctor: this machine can run configs/smoke.yaml"
+    # Three processes, and the doctor's own imported neither framework nor the probes' code.
+    own = re.fullmatch(r"doctor process (\d+) \[\]", lines[14])
+    assert own and len({own[1], tf_pid[1], torch_pid[1]}) == 3, lines[14:]
+    assert lines[15:] == []
 
 
 def test_a_config_that_requires_a_gpu_fails_here_with_one_line_per_problem():
@@ -160,7 +173,7 @@ def test_a_step_is_a_problem_only_where_the_config_needs_it_or_it_missed_the_gpu
     on_cpu = Timing("float32", "CPU:0", 0.05, 5120.0)
     assert checks.check_step(on_cpu, True, wanted=True, batch=256).line() == (
         "PROBLEM  float32 step: 50.0 ms per batch of 256 on CPU:0, 5,120 images/s, not on the "
-        "GPU -> rerun with --debug to see why TensorFlow placed it on the CPU")
+        "GPU -> run `python -m job.doctor.probe tensorflow` to see TensorFlow's messages")
 
 
 def test_the_slower_of_pipeline_and_step_bounds_the_epoch():
@@ -185,7 +198,7 @@ def test_the_configured_step_is_always_timed(overrides, names):
     assert [v[0] for v in checks.step_variants(config)] == names
 
 
-TORCH_13 = libraries.Torch("2.14.1+cu130", "13.0", 1)
+TORCH_13 = Torch("2.14.1+cu130", "13.0", 1)
 
 
 def test_torch_on_a_driver_too_old_for_its_cuda_says_which_driver_it_needs():
@@ -201,11 +214,57 @@ def test_torch_on_a_driver_too_old_for_its_cuda_says_which_driver_it_needs():
 
 def test_torch_must_see_the_gpus_tensorflow_sees():
     driver = Driver("580.95.05", (13, 0), (T4, T4))
-    blind = libraries.Torch("2.14.1+cu130", "13.0", 0)
+    blind = Torch("2.14.1+cu130", "13.0", 0)
     assert checks.check_torch(blind, driver, 2, wanted=True).line().startswith(
         "PROBLEM  torch: torch 2.14.1+cu130, built for CUDA 13.0; sees 0 of the 2 GPUs "
         "TensorFlow sees")
-    assert checks.check_torch(libraries.Torch("2.14.1+cu130", "13.0", 2), driver, 2,
+    assert checks.check_torch(Torch("2.14.1+cu130", "13.0", 2), driver, 2,
                               wanted=True).line() == (
         "ok       torch: torch 2.14.1+cu130, built for CUDA 13.0; sees 2 GPU(s)")
     assert checks.check_torch(None, driver, 2, wanted=True).status == "PROBLEM"
+
+
+def probe_alone(framework: str, *start: str) -> dict:
+    """The probe's stdout, which holds its JSON report and nothing else."""
+    done = subprocess.run([sys.executable, *(start or ("-m", "job.doctor.probe")), framework,
+                           '{"timing": false}'], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, check=True)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("framework", ["tensorflow", "torch"])
+def test_each_framework_is_probed_in_a_process_of_its_own(framework):
+    """No GPU here: the probe says so, and its process kept to one CUDA stack."""
+    raw = probe_alone(framework)
+    assert list(raw) == ["framework", "pid", "installed", "version", "versions", "build", "gpus",
+                         "libraries", "places", "timings", "pipeline_images_per_s",
+                         "search_dirs", "loaded", "error"]
+    report = Report.from_json(json.dumps(raw))
+    assert report.installed and report.error == "" and report.pid not in (0, os.getpid())
+    assert report.version.split("+")[0] == importlib.metadata.version(framework)
+    assert report.build["is_cuda_build"] and report.build["cudnn_version"].startswith("9")
+    assert report.gpus == [] and report.timings == [] and report.loaded == []
+    paths = [lib.path for lib in report.libraries]
+    assert stacks.both_stacks(framework, paths, report.places) == []
+    if framework == "tensorflow":
+        assert paths == []   # its CPU wheel maps no CUDA library
+    else:                    # torch's wheel maps its CUDA 13 libraries at import, GPU or not
+        assert {tuple(lib) for lib in raw["libraries"]} == {("path", "soname", "stack")}
+        assert paths and {lib.stack for lib in report.libraries} == {stacks.TORCH}
+        assert report.build["cuda_version"] == "13.0"
+
+
+# The probe with its framework missing, as on a machine that has only the other one.
+HIDDEN = ("import runpy, sys\nsys.modules[sys.argv[1]] = None   # import it: ImportError\n"
+          "sys.argv = ['probe', sys.argv[1], '{\"timing\": false}']\n"
+          "runpy.run_module('job.doctor.probe', run_name='__main__')")
+
+
+@pytest.mark.parametrize("framework", ["tensorflow", "torch"])
+def test_a_framework_that_is_not_installed_is_a_report_not_a_crash(framework):
+    report = Report.from_json(json.dumps(probe_alone(framework, "-c", HIDDEN)))
+    assert (report.framework, report.installed, report.error) == (framework, False, "")
+
+
+def test_a_probe_that_dies_is_named_by_its_signal():
+    assert probe.ended(-11) == "crashed (SIGSEGV)" and probe.ended(1) == "exited 1"

@@ -1,26 +1,64 @@
-"""The doctor's checks, in order. Each takes what it judges as arguments (versions, the
-driver, the libraries that loaded), so a test can hand it a failure this machine lacks."""
+"""The doctor's checks, in order. Each takes what it judges as arguments (a probe's report,
+the driver, the libraries that loaded), so a test can hand it a failure this machine lacks."""
 
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 
 from job.config import Config
-from job.doctor import libraries, nvidia
+from job.doctor import libraries, nvidia, stacks
 from job.doctor.findings import NOTE, OK, PROBLEM, Finding, needed
-from job.doctor.timing import EPOCH_IMAGES, Timing
+from job.doctor.report import EPOCH_IMAGES, Report, Timing, Torch
+from job.styles import MODEL_NAMES, split_name
 from job.system.runtime import COMPUTE_DTYPES
 
 NO_GPU_FIX = ("on a GPU machine install the NVIDIA driver (nvidia-smi must list the GPU) and "
               "run the image with --gpus all; to train on the CPU use a config with "
               "runtime.require_gpu: false")
 CONSTRAINTS = "docker/cuda-constraints.txt"
+NAMES = {stacks.TF: "TensorFlow", stacks.TORCH: "torch"}
+# The framework each style's worker imports: Keras runs on TensorFlow.
+FRAMEWORK_OF = {"tf": stacks.TF, "keras": stacks.TF, "torch": stacks.TORCH}
+STACKS = {stacks.TF: "TensorFlow's CUDA 12 stack", stacks.TORCH: "torch's CUDA 13 stack",
+          stacks.SHARED: "a folder both stacks' wheels wrote", stacks.OTHER: "neither stack's"}
+MIXED_FIX = ("one stack per process: take the other stack's folders out of LD_LIBRARY_PATH and "
+             "LD_PRELOAD, and keep /opt/torch first on PYTHONPATH (torch preloads its libraries "
+             "from the first sys.path entry that has them); docker/README.md")
 
 
-def check_versions(versions: dict, build: dict, require_gpu: bool) -> Finding:
+def see(framework: str) -> str:
+    """How to see a framework's own messages, which its probe process keeps from the doctor."""
+    return f"run `python -m job.doctor.probe {framework}` to see {NAMES[framework]}'s messages"
+
+
+def models_of(framework: str, models=MODEL_NAMES) -> list[str]:
+    """The models of `models` whose style trains in `framework`."""
+    return [m for m in models if FRAMEWORK_OF.get(split_name(m)[1]) == framework]
+
+
+def check_framework(report: Report, config: Config) -> Finding | None:
+    """Which models cannot train here when a framework is missing or its probe failed."""
+    # A PROBLEM when the config trains one of them; None when the probe reported.
+    wanted = models_of(report.framework, config.trained_models)
+    if report.installed and not report.error:
+        return None
+    if not report.installed:
+        text = f"not installed: {', '.join(models_of(report.framework))} cannot train here"
+        fix = "pip install -r requirements.txt"
+    else:
+        text = f"{report.error}; {', '.join(models_of(report.framework))} cannot train here"
+        fix = see(report.framework)
+    text += f" (the config trains {', '.join(wanted)})" if wanted else " (the config trains none)"
+    return needed(bool(wanted), report.framework, text, fix)
+
+
+def check_versions(report: Report, require_gpu: bool) -> Finding:
     """Python, TensorFlow, Keras, and the CUDA and cuDNN this TensorFlow was built for."""
-    text = (f"Python {versions['python']}, TensorFlow {versions['tensorflow']}, "
-            f"Keras {versions['keras']}")
+    build = report.build
+    text = (f"Python {platform.python_version()}, TensorFlow {report.version}, "
+            f"Keras {report.versions.get('keras')}")
     if not build.get("is_cuda_build"):
         return needed(require_gpu, "versions", text + "; this TensorFlow has no CUDA support",
                       "pip install 'tensorflow[and-cuda]' (the image does)")
@@ -28,7 +66,7 @@ def check_versions(versions: dict, build: dict, require_gpu: bool) -> Finding:
                                    f"{build.get('cuda_version')}, cuDNN {build.get('cudnn_version')}")
 
 
-def check_torch(torch: libraries.Torch | None, driver: nvidia.Driver | None, tf_gpus: int,
+def check_torch(torch: Torch | None, driver: nvidia.Driver | None, tf_gpus: int,
                 wanted: bool) -> Finding:
     """torch next to TensorFlow: installed, its CUDA release run by the driver, and it sees
     the GPUs TensorFlow sees. A PROBLEM only when the config trains a -torch model."""
@@ -45,9 +83,43 @@ def check_torch(torch: libraries.Torch | None, driver: nvidia.Driver | None, tf_
                           f" or newer (the image's vm-image-family in {CONSTRAINTS} has one)")
     if tf_gpus and torch.gpus < tf_gpus:
         return needed(wanted, "torch", f"{text}; sees {torch.gpus} of the {tf_gpus} GPUs "
-                      "TensorFlow sees", "rerun with --debug; check the image's torch prefix "
+                      "TensorFlow sees", f"{see(stacks.TORCH)}; check the image's torch prefix "
                       "(docker/README.md)")
     return Finding(OK, "torch", text + (f"; sees {torch.gpus} GPU(s)" if torch.gpus else ""))
+
+
+def check_libraries(report: Report) -> Finding:
+    """The CUDA library files a framework's process mapped; a PROBLEM if from both stacks."""
+    # Both stacks in one process: a SONAME they share serves one framework the other's build.
+    check = f"{report.framework} libraries"
+    clashes = stacks.both_stacks(report.framework, [lib.path for lib in report.libraries],
+                                 report.places)
+    if clashes:
+        other = stacks.TORCH if report.framework == stacks.TF else stacks.TF
+        named = "; ".join(f"{name} from {path} ({STACKS[other]}) "
+                          f"{'and' if stacks.soname(own) == name else 'beside'} {own} "
+                          f"({STACKS[report.framework]})" for name, path, own in clashes)
+        return Finding(PROBLEM, check, f"the {report.framework} process (pid {report.pid}) "
+                                       f"mapped both CUDA stacks: {named}", MIXED_FIX)
+    if not report.libraries:
+        return Finding(OK, check, f"no CUDA library mapped by its process (pid {report.pid}"
+                                  f"{'' if report.gpus else '; no GPU'})")
+    where = f"by its process (pid {report.pid})"
+    folders: dict[tuple[str, str], list[str]] = {}
+    for lib in report.libraries:
+        folders.setdefault((str(Path(lib.path).parent), lib.stack), []).append(
+            Path(lib.path).name)
+    kinds = {stack for _, stack in folders}
+    # Folders relative to the one holding them all (site-packages/nvidia), named once.
+    common = os.path.commonpath([f for f, _ in folders]) if len(folders) > 1 else ""
+    common = "" if common == os.sep else common
+    listed = ", ".join(f"{os.path.relpath(folder, common) if common else folder}/"
+                       f"{{{', '.join(sorted(names))}}}"
+                       + ("" if len(kinds) == 1 else f" ({STACKS[stack]})")
+                       for (folder, stack), names in folders.items())
+    whose = f"all {STACKS[kinds.pop()]}" if len(kinds) == 1 else "by stack"
+    return Finding(OK, check, f"{len(report.libraries)} CUDA library files mapped {where}, "
+                              f"{whose}: {f'in {common}: ' if common else ''}{listed}")
 
 
 def check_driver(driver: nvidia.Driver | None, why: str, require_gpu: bool) -> Finding:
@@ -93,7 +165,7 @@ def check_gpus(driver: nvidia.Driver | None) -> list[Finding]:
 
 
 def check_registered(tf_gpus: int, driver: nvidia.Driver | None, loaded: list,
-                     dirs: list[Path], require_gpu: bool) -> Finding:
+                     dirs: list, require_gpu: bool) -> Finding:
     """TensorFlow registered every GPU the driver sees; if not, which library failed."""
     seen = len(driver.gpus) if driver else 0
     if seen == 0 and tf_gpus == 0:
@@ -105,8 +177,7 @@ def check_registered(tf_gpus: int, driver: nvidia.Driver | None, loaded: list,
     failed = [lib for lib in loaded if lib.path is None]
     text = f"TensorFlow registered {tf_gpus} of the {seen} GPU(s) the driver sees"
     if not failed:
-        return Finding(PROBLEM, "GPU", text + "; every CUDA library loads",
-                       "rerun with --debug to see TensorFlow's own messages")
+        return Finding(PROBLEM, "GPU", text + "; every CUDA library loads", see(stacks.TF))
     looked = ", ".join(str(d) for d in dirs) or "no wheel folders"
     names = ", ".join(lib.name for lib in failed)
     wheels = " ".join(sorted({libraries.LIBRARIES.get(lib.name, lib.name) for lib in failed}))
@@ -140,20 +211,23 @@ def check_xla_files(has_gpu: bool, flagged: Path | None, nvcc: Path | None,
 def check_step(timing: Timing, has_gpu: bool, wanted: bool, batch: int) -> Finding:
     """One timed training step: it ran, and on the GPU when there is one."""
     check = f"{timing.variant} step"
+    framework = stacks.TORCH if timing.variant == "torch" else stacks.TF
     if timing.error:
         return needed(wanted, check, f"failed: {timing.error}",
-                      "rerun with --debug; the config needs it" if wanted else
+                      f"{see(framework)}; the config needs it" if wanted else
                       "the config does not use it")
     text = (f"{timing.seconds * 1000:.1f} ms per batch of {batch} on {timing.device}, "
             f"{timing.images_per_s:,.0f} images/s")
     if has_gpu and "GPU" not in timing.device:
-        return Finding(PROBLEM, check, text + ", not on the GPU",
-                       "rerun with --debug to see why TensorFlow placed it on the CPU")
+        return Finding(PROBLEM, check, text + ", not on the GPU", see(framework))
     return Finding(OK, check, text + ("" if has_gpu else " (no GPU)"))
 
 
-def check_bound(pipeline_images_per_s: float, step: Timing) -> Finding:
+def check_bound(pipeline_images_per_s: float | None, step: Timing | None) -> Finding:
     """Which of the host's input pipeline and the device's step sets an epoch's pace."""
+    if pipeline_images_per_s is None or step is None:
+        return Finding(NOTE, "epoch bound", "not timed: TensorFlow's probe (tf.data's input "
+                       "pipeline, the configured step) did not report")
     if step.error or not step.images_per_s:
         return Finding(NOTE, "epoch bound", f"input pipeline {pipeline_images_per_s:,.0f} "
                        "images/s; the configured step did not run")
@@ -182,10 +256,10 @@ def step_variants(config: Config) -> list[tuple[str, bool, str, bool]]:
     return variants
 
 
-def configured_variant(config: Config, timings: list[Timing]) -> Timing:
-    """The timing of the step the config trains with."""
+def configured_variant(config: Config, timings: list[Timing]) -> Timing | None:
+    """The timing of the step the config trains with; None when nothing was timed."""
     rt = config.runtime
     for (name, jit, dt, _), timing in zip(step_variants(config), timings):
         if (jit, dt) == (rt.jit_compile, COMPUTE_DTYPES[rt.mixed_precision]):
             return timing
-    raise AssertionError("step_variants always holds the configured step")
+    return None

@@ -1,58 +1,76 @@
-"""The doctor's run: every check in order, each line logged as soon as it is found."""
+"""The doctor's run: every check in order, each line logged as soon as it is found.
+
+This process reads the driver and the files; each framework is looked at in a probe
+process of its own (job.doctor.probe), as it trains, so this one imports neither."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from job.config import Config
-from job.doctor import checks, libraries, nvidia, timing
+from job.config import Config, to_dict
+from job.doctor import checks, libraries, nvidia, probe
 from job.doctor.findings import PROBLEM, Finding
+from job.doctor.report import Report, Torch
 
 
 def examine(config: Config, log: Callable[[str], None]) -> list[Finding]:
     """Run every check, logging each line as it is found; return the findings."""
-    from job.system.runtime import load_triton_first
-    load_triton_first()   # as a training process does, before TensorFlow
-    import tensorflow as tf
-
-    from job.outputs.manifest import versions
-
     findings: list[Finding] = []
 
-    def say(*found: Finding) -> None:
+    def say(*found: Finding | None) -> None:
         for finding in found:
-            findings.append(finding)
-            log(finding.line())
+            if finding is not None:
+                findings.append(finding)
+                log(finding.line())
 
     rt = config.runtime
-    say(checks.check_versions(versions(), dict(tf.sysconfig.get_build_info()), rt.require_gpu))
     driver, why = nvidia.read_driver()
     say(checks.check_driver(driver, why, rt.require_gpu))
     say(checks.check_cuda_runtime(driver, libraries.installed_version(libraries.RUNTIME_WHEEL),
                                   rt.require_gpu))
     say(*checks.check_gpus(driver))
-    tf_gpus = len(tf.config.list_physical_devices("GPU"))
-    dirs = libraries.search_dirs()
-    loaded = libraries.probe(dirs=dirs) if driver and tf_gpus < len(driver.gpus) else []
-    say(checks.check_registered(tf_gpus, driver, loaded, dirs, rt.require_gpu))
-    say(checks.check_xla_files(tf_gpus > 0, libraries.xla_data_dir(), libraries.nvcc_dir(),
-                               rt.jit_compile))
-    device = "/GPU:0" if tf_gpus else "/CPU:0"
-    steps = 10 if tf_gpus else 3   # a CPU step of the default CNN takes ~0.4 s
-    batch = config.train.batch_size
-    timings = []
-    for name, jit, dtype, wanted in checks.step_variants(config):
-        timings.append(timing.time_step(config.arch.cnn, batch, device, name, jit, dtype, steps))
-        say(checks.check_step(timings[-1], tf_gpus > 0, wanted, batch))
-    wants_torch = any(m.endswith("-torch") for m in config.trained_models)
-    torch = libraries.torch_info()
-    say(checks.check_torch(torch, driver, tf_gpus, wants_torch))
-    if torch is not None:
-        step = timing.time_torch_step(config.arch.cnn, batch, bool(torch.gpus), steps)
-        say(checks.check_step(step, tf_gpus > 0, wants_torch, batch))
-    say(checks.check_bound(timing.time_pipeline(config),
-                           checks.configured_variant(config, timings)))
+    request = {"config": to_dict(config), "driver_gpus": len(driver.gpus) if driver else 0,
+               "variants": [list(v[:3]) for v in checks.step_variants(config)]}
+
+    tf = probe.run("tensorflow", request)
+    say(checks.check_framework(tf, config))
+    if usable(tf):
+        say(*tensorflow_findings(tf, driver, config))
+    if tf.installed:   # a failed probe's too: what it had mapped by then
+        say(checks.check_libraries(tf))
+
+    torch = probe.run("torch", request)
+    say(checks.check_framework(torch, config))
+    if usable(torch):
+        wanted = bool(checks.models_of("torch", config.trained_models))
+        say(checks.check_torch(Torch.of(torch), driver, len(tf.gpus), wanted))
+        say(*(checks.check_step(t, bool(torch.gpus), wanted, config.train.batch_size)
+              for t in torch.timings))
+    if torch.installed:
+        say(checks.check_libraries(torch))
+
+    step = checks.configured_variant(config, tf.timings) if usable(tf) else None
+    say(checks.check_bound(tf.pipeline_images_per_s, step))
     return findings
+
+
+def usable(report: Report) -> bool:
+    return report.installed and not report.error
+
+
+def tensorflow_findings(tf: Report, driver: nvidia.Driver | None,
+                        config: Config) -> list[Finding]:
+    """TensorFlow's lines: versions, the GPUs it registered, XLA's files, its timed steps."""
+    rt = config.runtime
+    has_gpu = bool(tf.gpus)
+    found = [checks.check_versions(tf, rt.require_gpu),
+             checks.check_registered(len(tf.gpus), driver, tf.loaded, tf.search_dirs,
+                                     rt.require_gpu),
+             checks.check_xla_files(has_gpu, libraries.xla_data_dir(), libraries.nvcc_dir(),
+                                    rt.jit_compile)]
+    for (_, _, _, wanted), timing in zip(checks.step_variants(config), tf.timings):
+        found.append(checks.check_step(timing, has_gpu, wanted, config.train.batch_size))
+    return found
 
 
 def problems(findings: list[Finding]) -> list[Finding]:

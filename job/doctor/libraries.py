@@ -1,5 +1,7 @@
-"""The CUDA libraries TensorFlow loads, looked for where it looks: the pip wheels'
-site-packages/nvidia/*/lib folders first, then the system's library path."""
+"""The CUDA libraries TensorFlow loads, looked for where it looks: its own CUDA 12 wheels'
+nvidia/*/lib folders first (never torch's CUDA 13 ones, e.g. /opt/torch, which come first
+on sys.path in the image), then the system's library path. Loading them is done only in
+TensorFlow's probe process (job.doctor.probe); the doctor's own process reads files."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ import ctypes
 import importlib.metadata
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
+
+from job.doctor import stacks
+from job.doctor.report import Loaded
 
 # The shared objects TensorFlow 2.21 opens for a GPU, and the wheel that ships each
 # (tensorflow[and-cuda] installs them; docker/cuda-constraints.txt pins them).
@@ -26,27 +30,23 @@ RUNTIME_WHEEL = "nvidia-cuda-runtime-cu12"
 NVCC_WHEEL = "nvidia-cuda-nvcc-cu12"
 
 
-@dataclass(frozen=True)
-class Loaded:
-    name: str
-    path: str | None      # where it loaded from; None when it did not load
-    error: str = ""
-
-
-def wheel_dirs() -> list[Path]:
-    """site-packages/nvidia/<package>/lib of every installed NVIDIA wheel."""
+def wheel_dirs(places: dict[str, str] | None = None) -> list[Path]:
+    """site-packages/nvidia/<package>/lib of TensorFlow's NVIDIA wheels, never torch's."""
+    # In the image /opt/torch comes first on sys.path: its folders would pass for TF's.
+    places = stacks.places() if places is None else places
     dirs = []
     for entry in sys.path:
         root = Path(entry) / "nvidia"
         if root.is_dir():
-            dirs += sorted(p for p in root.glob("*/lib") if p.is_dir())
+            dirs += sorted(p for p in root.glob("*/lib") if p.is_dir()
+                           and stacks.classify(str(p.resolve() / "-"), places) != stacks.TORCH)
     return dirs
 
 
-def search_dirs() -> list[Path]:
+def search_dirs(places: dict[str, str] | None = None) -> list[Path]:
     """Where a library is looked for, in order, before the system loader's own path."""
     extra = [Path(p) for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
-    return wheel_dirs() + extra
+    return wheel_dirs(places) + extra
 
 
 def load(name: str, dirs: list[Path]) -> Loaded:
@@ -101,23 +101,3 @@ def missing_xla_files(folder: Path) -> list[str]:
     wanted = {"bin/ptxas": folder / "bin" / "ptxas",
               "nvvm/libdevice/libdevice.10.bc": folder / "nvvm" / "libdevice" / "libdevice.10.bc"}
     return [name for name, path in wanted.items() if not path.is_file()]
-
-
-@dataclass(frozen=True)
-class Torch:
-    version: str
-    cuda: str | None      # the CUDA release this torch was built for ("13.0"); None: CPU build
-    gpus: int             # CUDA devices torch can use here
-
-
-def torch_info() -> Torch | None:
-    """What torch brings, or None when it is not installed."""
-    import warnings
-    try:
-        import torch
-    except ImportError:
-        return None
-    with warnings.catch_warnings():   # no driver: torch warns that CUDA cannot start
-        warnings.simplefilter("ignore")
-        gpus = torch.cuda.device_count() if torch.version.cuda else 0
-    return Torch(torch.__version__, torch.version.cuda, gpus)
