@@ -233,7 +233,8 @@ def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dic
         candidates.score_held_out(labels, found, copies, log)
     report.save_validation(run, split.val_x, split.val_y,
                            {name: logits["val"] for name, logits in found.logits.items()})
-    best = submission.select_best(found.rows)
+    rows = [row.to_json() for row in found.rows]
+    best = submission.select_best(rows)
     log(f"best: {best['name']} (val accuracy {best['val_accuracy']:.4f})")
     final, plain, made = candidates.final_logits(trainer, found, best["name"])
     predicted = final.argmax(axis=1)
@@ -245,7 +246,7 @@ def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dic
             f"{made['test_accuracy']:.4f}")
     submission.write_submission(run.path / "submission.csv", predicted,
                                 prepared.dir / SAMPLE_SUBMISSION_CSV)
-    metrics = {"best": best["name"], "models": found.rows, "submission": made}
+    metrics = {"best": best["name"], "models": rows, "submission": made}
     run.write_json("metrics.json", metrics)
     shutil.rmtree(run.path / "checkpoints", ignore_errors=True)   # every model is saved
     report.write_report(run, record, metrics)

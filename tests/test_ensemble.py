@@ -15,6 +15,7 @@ from sklearn.metrics import log_loss
 from job.config import ConfigError, load_config
 from job.candidates import ensemble
 from job.train import models
+from job.train.results import ModelRow
 from job.train.scoring import score
 from job.train.task import Split
 
@@ -41,11 +42,22 @@ def test_an_ensemble_is_scored_on_its_mean_probabilities():
 
 
 def test_an_ensemble_row_adds_up_its_members():
-    members = [{"name": "a", "params": 100, "epochs_run": 3, "train_seconds": 1.25},
-               {"name": "b", "params": 50, "epochs_run": 4, "train_seconds": 2.5}]
+    members = [ModelRow("a", "ffn", "tf", 100, 3, 2, 0.4, 0.8, 1.25, 0.4),
+               ModelRow("b", "cnn", "tf", 50, 4, 4, 0.6, 0.7, 2.5, 0.6)]
     row = ensemble.ensemble_row("ensemble", members, {"val_loss": 0.5, "val_accuracy": 0.75})
-    assert (row["params"], row["epochs_run"], row["train_seconds"]) == (150, 7, 3.75)
-    assert row["members"] == ["a", "b"] and row["val_accuracy"] == 0.75
+    assert (row.params, row.epochs_run, row.train_seconds) == (150, 7, 3.75)
+    assert row.members == ["a", "b"] and row.val_accuracy == 0.75
+    # As metrics.json lists it: an average has no epoch of its own, and no unknown extras.
+    assert row.to_json() == {
+        "name": "ensemble", "arch": "ensemble", "style": "ensemble", "params": 150,
+        "epochs_run": 7, "best_epoch": None, "val_loss": 0.5, "val_accuracy": 0.75,
+        "train_seconds": 3.75, "seconds_per_epoch": None, "history": [],
+        "members": ["a", "b"]}
+
+
+def test_a_row_from_another_version_of_the_job_is_refused():
+    with pytest.raises(ValueError, match=r"m: unknown result fields \['val_acc'\]"):
+        ModelRow.from_json({"name": "m", "val_acc": 0.5})
 
 
 def test_bag_splits_differ_and_never_touch_the_validation_rows(digits):

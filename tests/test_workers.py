@@ -134,3 +134,21 @@ def test_a_model_identity_is_its_name(name, expected):
 def test_a_name_that_is_no_model_is_refused(name):
     with pytest.raises(ValueError, match="not a model name"):
         ModelId.parse(name)
+
+
+def test_a_damaged_results_row_is_one_line_naming_it(tmp_path):
+    """A finished model's row that another version wrote, or a torn logits file: one
+    error line that says what to delete, before anything is built on it."""
+    from job.candidates import Trainer
+    from job.config import Config
+    from job.errors import RunError
+    from job.outputs.folder import Run
+    from job.workers.parent import Workers
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/ffn-tf.json").write_text('{"name": "ffn-tf", "val_acc": 0.5}')
+    (tmp_path / "models/ffn-tf.logits.npz").write_bytes(b"not a zip")
+    trainer = Trainer(Config(), Run(tmp_path), tmp_path, Workers([], print, tmp_path), print)
+    with pytest.raises(RunError, match=r"models/ffn-tf.json: unreadable or damaged .*; delete "
+                                       r"it to train ffn-tf again, then resume"):
+        trainer.train([ModelId("ffn", "tf")])

@@ -10,6 +10,8 @@ same model(s) fit again on every labelled row, averaged over the TTA views when 
 
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,9 +21,11 @@ import numpy as np
 from job.candidates import ensemble, tta
 from job.config import Config
 from job.data import arrays, sample
+from job.errors import RunError
 from job.outputs.folder import Run
 from job.styles import STYLES, AverageId, ModelId
 from job.train import scoring
+from job.train.results import ModelRow, RefitRow
 from job.train.task import Split
 from job.workers.parent import Workers
 from job.workers.protocol import Request
@@ -35,12 +39,12 @@ class Candidates:
     """What the run trained, by name: metrics.json rows, each candidate's logits, and each
     average's member models."""
 
-    rows: list[dict] = field(default_factory=list)
+    rows: list[ModelRow] = field(default_factory=list)
     logits: dict[str, Logits] = field(default_factory=dict)
     members: dict[str, list[str]] = field(default_factory=dict)
 
-    def row(self, name: str) -> dict:
-        return next(r for r in self.rows if r["name"] == name)
+    def row(self, name: str) -> ModelRow:
+        return next(r for r in self.rows if r.name == name)
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class Trainer:
                        str(self.data_dir), str(self.run.path), self.run.id,
                        self.reports and not any(m.refit for m in models), self.hparams)
 
-    def train(self, models: list[ModelId]) -> list[tuple[dict, Logits]]:
+    def train(self, models: list[ModelId]) -> list[tuple[ModelRow | RefitRow, Logits]]:
         """Each model's row and logits: trained in workers, or reused if finished."""
         todo = [m for m in models if not self.finished(m)]
         for model in models:
@@ -76,10 +80,17 @@ class Trainer:
         """A results row marks a model finished (the worker writes it last)."""
         return (self.run.path / "models" / f"{model.name}.json").is_file()
 
-    def read(self, model: ModelId) -> tuple[dict, Logits]:
-        with np.load(self.run.path / "models" / f"{model.name}.logits.npz") as saved:
-            logits = {key: saved[key] for key in saved.files}
-        return self.run.read_json(f"models/{model.name}.json"), logits
+    def read(self, model: ModelId) -> tuple[ModelRow | RefitRow, Logits]:
+        """A finished model's row and logits; a damaged one is one line saying so."""
+        folder = self.run.path / "models"
+        try:
+            with np.load(folder / f"{model.name}.logits.npz") as saved:
+                logits = {key: saved[key] for key in saved.files}
+            kind = RefitRow if model.refit else ModelRow
+            return kind.from_json(json.loads((folder / f"{model.name}.json").read_text())), logits
+        except (OSError, ValueError, TypeError, zipfile.BadZipFile) as e:
+            raise RunError(f"{folder / model.name}.json: unreadable or damaged ({e}); delete "
+                           f"it to train {model.name} again, then resume") from None
 
 
 def planned(config: Config) -> list[ModelId]:
@@ -96,7 +107,7 @@ def train_candidates(trainer: Trainer, split: Split) -> Candidates:
     found = Candidates()
     for row, logits in trainer.train(planned(trainer.config)):
         found.rows.append(row)
-        found.logits[row["name"]] = logits
+        found.logits[row.name] = logits
     add_averages(trainer.config, split, found, trainer.log)
     return found
 
@@ -121,11 +132,11 @@ def add_averages(config: Config, split: Split, found: Candidates, log: Log) -> N
 def score_with_tta(copies: int, split: Split, found: Candidates, log: Log) -> None:
     """Every candidate's validation loss and accuracy under TTA, beside its plain ones."""
     for row in found.rows:
-        scores = scoring.score(tta.averaged(found.logits[row["name"]], "val", copies),
+        scores = scoring.score(tta.averaged(found.logits[row.name], "val", copies),
                                split.val_y)
-        row.update({f"tta_{k}": v for k, v in scores.items()})
-        log(f"{row['name']:<10} with TTA ({copies} views + the original): val "
-            f"accuracy {scores['val_accuracy']:.4f} (without: {row['val_accuracy']:.4f})")
+        row.tta_val_loss, row.tta_val_accuracy = scores["val_loss"], scores["val_accuracy"]
+        log(f"{row.name:<10} with TTA ({copies} views + the original): val "
+            f"accuracy {row.tta_val_accuracy:.4f} (without: {row.val_accuracy:.4f})")
 
 
 def held_out_labels(data_dir: Path) -> np.ndarray | None:
@@ -137,12 +148,12 @@ def held_out_labels(data_dir: Path) -> np.ndarray | None:
 def score_held_out(labels: np.ndarray, found: Candidates, copies: int, log: Log) -> None:
     """Every candidate's accuracy on the labelled test rows (with TTA too, if on)."""
     for row in found.rows:
-        logits = found.logits[row["name"]]
-        row["test_accuracy"] = accuracy(logits["test"], labels)
+        logits = found.logits[row.name]
+        row.test_accuracy = accuracy(logits["test"], labels)
         if copies:
-            row["tta_test_accuracy"] = accuracy(tta.averaged(logits, "test", copies), labels)
-    best = max(found.rows, key=lambda r: r["test_accuracy"])
-    log(f"held-out test labels: best {best['name']} {best['test_accuracy']:.4f}")
+            row.tta_test_accuracy = accuracy(tta.averaged(logits, "test", copies), labels)
+    best = max(found.rows, key=lambda r: r.test_accuracy)
+    log(f"held-out test labels: best {best.name} {best.test_accuracy:.4f}")
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -160,8 +171,9 @@ def final_logits(trainer: Trainer, found: Candidates, best: str
         chosen = [ModelId.parse(name).refitted() for name in found.members.get(best, [best])]
         refits = trainer.train(chosen)
         logits = ensemble.averaging([refit for _, refit in refits])
-        made.update(weights="refit", fit_rows=refits[0][0]["fit_rows"],
-                    refit=[{k: v for k, v in row.items() if k not in ("history", "runtime")}
+        made.update(weights="refit", fit_rows=refits[0][0].fit_rows,
+                    refit=[{k: v for k, v in row.to_json().items()
+                            if k not in ("history", "runtime", "process")}
                            for row, _ in refits])
     plain = logits["test"]
     final = tta.averaged(logits, "test", config.predict.tta) if config.predict.tta else plain

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from job.train.results import ModelRow
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -30,10 +32,10 @@ def averaging(members: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {key: mean_probabilities([m[key] for m in members]) for key in members[0]}
 
 
-def ensemble_row(name: str, members: list[dict], scores: dict) -> dict:
-    """A metrics.json row for an ensemble: summed cost, its own scores, its members."""
-    return {"name": name, "arch": "ensemble", "style": "ensemble",
-            "params": sum(m["params"] for m in members),
-            "epochs_run": sum(m["epochs_run"] for m in members), "best_epoch": None,
-            **scores, "train_seconds": round(sum(m["train_seconds"] for m in members), 3),
-            "seconds_per_epoch": None, "history": [], "members": [m["name"] for m in members]}
+def ensemble_row(name: str, members: list[ModelRow], scores: dict) -> ModelRow:
+    """An average's row: summed cost, its own scores, its members."""
+    return ModelRow(name, "ensemble", "ensemble", params=sum(m.params for m in members),
+                    epochs_run=sum(m.epochs_run for m in members), best_epoch=None,
+                    val_loss=scores["val_loss"], val_accuracy=scores["val_accuracy"],
+                    train_seconds=round(sum(m.train_seconds for m in members), 3),
+                    seconds_per_epoch=None, members=[m.name for m in members])

@@ -13,6 +13,7 @@ from job.config.cnn import Layer, Pool, conv_blocks, parse_block
 from job.config.schema import MESSAGE_FIELDS, CNNSpec, Config, EnsembleConfig
 from job.config.values import Origin, printable
 from job.errors import ConfigError
+from job.styles import ModelId
 
 CNN_DEFAULTS = {f.name: f.default for f in dataclasses.fields(CNNSpec)}
 
@@ -125,7 +126,7 @@ def keras_across_workers(models: tuple[str, ...]) -> str | None:
 def torch_across_devices(models: tuple[str, ...], kind: str) -> str | None:
     """Why these models cannot train under the `kind` strategy, or None: data parallelism
     is built for the TensorFlow styles only; the torch style trains on one device."""
-    torch_models = [m for m in models if m.endswith("-torch")]
+    torch_models = [m for m in models if ModelId.of(m).framework == "torch"]
     if kind in ("none", "auto") or not torch_models:
         return None
     return (f"{', '.join(torch_models)} train on one device: the torch style has no data "

@@ -23,6 +23,7 @@ from job.config.loading import read_raw, replace_name
 from job.config.schema import Config, _f
 from job.config.values import Origin, build, describe, known_keys, printable
 from job.errors import ConfigError
+from job.styles import AverageId, ModelId
 
 # Keys a trial may not change: every trial must train on the same data (or the
 # objective compares different things) and land in the sweep's own folder.
@@ -224,17 +225,22 @@ def check_objective_model(settings: SweepSettings, config: Config, origin: Origi
         raise ConfigError(f"{origin.where('sweep.pruner')}: pruning compares one model's "
                           "epochs across trials; set sweep.model (e.g. cnn-keras) or train one "
                           "model")
-    if settings.pruner != "none" and settings.model.startswith(("ensemble", "bag-")):
+    if settings.pruner != "none" and settings.model in averages(config):
         raise ConfigError(f"{origin.where('sweep.pruner')}: an ensemble has no epochs to "
                           "prune on; set sweep.model to a trained model")
 
 
+def averages(config: Config) -> tuple[str, ...]:
+    """The averaged candidates a run adds: the ensemble, the bag."""
+    found = (AverageId().name,) if config.ensemble.members else ()
+    if config.ensemble.bag_copies:
+        found += (AverageId(ModelId.of(config.ensemble.bag_model).name).name,)
+    return found
+
+
 def candidate_names(config: Config) -> tuple[str, ...]:
     """Every row a run's metrics.json holds: trained models and averaged ensembles."""
-    extra = ("ensemble",) if config.ensemble.members else ()
-    if config.ensemble.bag_copies:
-        extra += (f"bag-{config.ensemble.bag_model}",)
-    return config.models + extra
+    return config.models + averages(config)
 
 
 def check_grid_size(sweep: Sweep) -> None:

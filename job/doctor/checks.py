@@ -11,7 +11,7 @@ from job.config import Config
 from job.doctor import libraries, nvidia, stacks
 from job.doctor.findings import NOTE, OK, PROBLEM, Finding, needed
 from job.doctor.report import EPOCH_IMAGES, Report, Timing, Torch
-from job.styles import MODEL_NAMES, split_name
+from job.styles import MODEL_NAMES, ModelId
 from job.system.runtime import COMPUTE_DTYPES
 
 NO_GPU_FIX = ("on a GPU machine install the NVIDIA driver (nvidia-smi must list the GPU) and "
@@ -20,7 +20,6 @@ NO_GPU_FIX = ("on a GPU machine install the NVIDIA driver (nvidia-smi must list 
 CONSTRAINTS = "docker/cuda-constraints.txt"
 NAMES = {stacks.TF: "TensorFlow", stacks.TORCH: "torch"}
 # The framework each style's worker imports: Keras runs on TensorFlow.
-FRAMEWORK_OF = {"tf": stacks.TF, "keras": stacks.TF, "torch": stacks.TORCH}
 STACKS = {stacks.TF: "TensorFlow's CUDA 12 stack", stacks.TORCH: "torch's CUDA 13 stack",
           stacks.SHARED: "a folder both stacks' wheels wrote", stacks.OTHER: "neither stack's"}
 MIXED_FIX = ("one stack per process: take the other stack's folders out of LD_LIBRARY_PATH and "
@@ -35,7 +34,7 @@ def see(framework: str) -> str:
 
 def models_of(framework: str, models=MODEL_NAMES) -> list[str]:
     """The models of `models` whose style trains in `framework`."""
-    return [m for m in models if FRAMEWORK_OF.get(split_name(m)[1]) == framework]
+    return [m for m in models if ModelId.of(m).framework == framework]
 
 
 def check_framework(report: Report, config: Config) -> Finding | None:

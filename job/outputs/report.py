@@ -15,7 +15,7 @@ import numpy as np
 
 from job.outputs.folder import Run
 from job.outputs.plots import style_label
-from job.styles import ARCHS, STYLES
+from job.styles import ARCHS, STYLES, ModelId
 from job.system.files import write_atomic
 
 PICTURES_DIR = "report"
@@ -127,7 +127,7 @@ def format_table(models: list[dict], best: str) -> str:
             + "".join(f" {m[key]:.4f} |" for key, _ in extra))
     notes = [f"- `{m['name']}` averages the softmax of {', '.join(m['members'])}" +
              (": each copy was fit and early-stopped on its own split of the training rows, "
-              "so the validation rows are unseen by all of them" if m["name"].startswith("bag-")
+              "so the validation rows are unseen by all of them" if is_bag(m["members"])
               else ": its members were early-stopped on these validation rows, which "
                    "flatters it slightly")
              for m in models if m.get("members")]
@@ -221,3 +221,8 @@ def format_report(run_id: str, manifest: dict, metrics: dict, missing: str = "")
         "Validation metrics are recomputed by the same code for every model from its "
         "final (restored-best) weights, so the styles are compared on equal terms.", "",
         "## Pictures", "", format_pictures(missing), ""])
+
+
+def is_bag(members: list[str]) -> bool:
+    """An average of one model's bag copies (each fit on its own split of the rows)."""
+    return all(ModelId.parse(name).copy for name in members)

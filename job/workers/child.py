@@ -21,10 +21,11 @@ from job.config import Config, load_config
 from job.data import arrays, plan
 from job.errors import JobError, Pruned
 from job.outputs import events
-from job.styles import STYLES, ModelId
+from job.styles import STYLES, AverageId, ModelId
 from job.system import interrupt
 from job.system.files import write_atomic
 from job.train import models, progress, scoring
+from job.train.results import ModelRow, RefitRow
 from job.train.task import Split, Trained
 from job.workers.protocol import (DONE, ERROR, EVENTS_FD_ENV, INTERRUPTED, PRUNED, Event,
                                   Request, send)
@@ -113,17 +114,18 @@ def train_one(model: ModelId, style, runtime, config: Config, test: np.ndarray, 
                  lambda f: np.savez(f, **logits))
     row = (refit_row(trained, model, own) if model.refit
            else split_row(trained, model, logits, split))
-    row["runtime"] = runtime.describe()
+    row.runtime = runtime.describe()
     # What this process loaded, for the record (and the test of one framework per process).
-    row["process"] = {"pid": os.getpid(), "frameworks": sorted(
+    row.process = {"pid": os.getpid(), "frameworks": sorted(
         name for name in FRAMEWORKS if name in sys.modules)}
     events.write_hparams(task.logdir, {**progress.hparams_of(trained, task.spec, task.train),
                                        **request.hparams},
                          session=f"{request.session}/{task.name}")
-    write_atomic(folder / "models" / f"{model.name}.json", json.dumps(row, indent=2) + "\n")
+    write_atomic(folder / "models" / f"{model.name}.json",
+                 json.dumps(row.to_json(), indent=2) + "\n")
     shutil.rmtree(task.checkpoint_dir, ignore_errors=True)
-    done = (f"training accuracy {row['accuracy']:.4f}" if model.refit
-            else f"val accuracy {row['val_accuracy']:.4f}, {trained.epochs_run} epochs")
+    done = (f"training accuracy {row.accuracy:.4f}" if model.refit
+            else f"val accuracy {row.val_accuracy:.4f}, {trained.epochs_run} epochs")
     channel.log(f"{task.name:<10} done: {done}, {trained.seconds_per_epoch:.2f}s/epoch")
 
 
@@ -139,7 +141,7 @@ def split_run(model: ModelId) -> ModelId:
 
 
 def read_row(folder: Path, model: ModelId) -> dict:
-    """A finished model's results row (a refit reads its split run's)."""
+    """A finished model's results row, as saved (a refit reads its split run's)."""
     return json.loads((folder / "models" / f"{model.name}.json").read_text())
 
 
@@ -160,29 +162,23 @@ def predictions(style, trained: Trained, config: Config, split: Split, test: np.
     return out
 
 
-def split_row(trained: Trained, model: ModelId, logits: dict, split: Split) -> dict:
-    """A model's metrics.json row, scored on the run's validation rows (a bag copy's too:
-    it fit and early-stopped on its own split of the training rows)."""
-    row = {"name": trained.name, "arch": trained.arch, "style": trained.style,
-           "params": trained.params, "epochs_run": trained.epochs_run,
-           "best_epoch": trained.best_epoch, **scoring.score(logits["val"], split.val_y),
-           **timings(trained), "history": trained.history}
-    if model.copy:
-        row["role"] = f"member of bag-{model.model}"
-    return row
+def split_row(trained: Trained, model: ModelId, logits: dict, split: Split) -> ModelRow:
+    """A model's row, scored on the run's validation rows (a bag copy's too: it fit and
+    early-stopped on its own split of the training rows)."""
+    scores = scoring.score(logits["val"], split.val_y)
+    return ModelRow(trained.name, trained.arch, trained.style, trained.params,
+                    trained.epochs_run, trained.best_epoch, scores["val_loss"],
+                    scores["val_accuracy"], round(trained.train_seconds, 3),
+                    round(trained.seconds_per_epoch, 4), trained.history,
+                    role=f"member of {AverageId(model.model).name}" if model.copy else None)
 
 
-def refit_row(trained: Trained, model: ModelId, full: Split) -> dict:
+def refit_row(trained: Trained, model: ModelId, full: Split) -> RefitRow:
     """A refit's row: no validation figures, every labelled row was fit on."""
-    return {"name": trained.name, "refit_of": split_run(model).name,
-            "epochs_run": trained.epochs_run, "fit_rows": len(full.train_x),
-            "loss": trained.history[-1]["loss"], "accuracy": trained.history[-1]["accuracy"],
-            **timings(trained), "history": trained.history}
-
-
-def timings(trained: Trained) -> dict:
-    return {"train_seconds": round(trained.train_seconds, 3),
-            "seconds_per_epoch": round(trained.seconds_per_epoch, 4)}
+    return RefitRow(trained.name, split_run(model).name, trained.epochs_run,
+                    len(full.train_x), trained.history[-1]["loss"],
+                    trained.history[-1]["accuracy"], round(trained.train_seconds, 3),
+                    round(trained.seconds_per_epoch, 4), trained.history)
 
 
 if __name__ == "__main__":
