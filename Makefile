@@ -32,7 +32,7 @@ submit: $(STAMP) ## submit RUN (default runs/latest) to Kaggle; ARGS="--dry-run|
 	$(PY) -m job submit --runs-dir $(RUNS) $(if $(RUN),--run $(RUN)) $(ARGS)
 
 test: $(STAMP) ## run the test suite CI runs (slow tests excluded), in two processes
-	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadfile
+	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadfile --durations=20
 
 test-all: $(STAMP) ## run every test, slow ones included
 	$(PY) -m pytest -q

@@ -22,7 +22,7 @@ Options:
   --name NAME            VM name (default: digit-job-<UTC time>)
   --zone ZONE            zone with the GPU type and quota (default: us-central1-a)
   --gpu TYPE             accelerator type (default: nvidia-tesla-t4)
-  --gpu-count N          GPUs on the VM; more than one trains with MirroredStrategy (default: 1)
+  --gpu-count N          GPUs on the VM; each trains its own models, several at once (default: 1)
   --machine-type TYPE    machine type; T4, V100 and P100 attach to N1 types (default: n1-standard-8)
   --image-family FAMILY  Deep Learning VM image family (default: the vm-image-family line of
                          docker/cuda-constraints.txt, whose CUDA wheels its driver runs)

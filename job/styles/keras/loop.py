@@ -47,7 +47,7 @@ class EpochLog(keras.callbacks.Callback):
 
 class Report(keras.callbacks.Callback):
     """Hands each epoch's record to task.report once TensorBoard has it, as the TF loop
-    does, so a pruned trial's last epoch is in its curves in both styles."""
+    does, so a pruned trial's last epoch is in its curves in every style."""
 
     def __init__(self, task: Task, history: list[dict]):
         super().__init__()

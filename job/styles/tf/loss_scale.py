@@ -3,7 +3,7 @@
 float16 gradients of small losses underflow to zero; scaling the loss up (and the
 gradients back down) keeps them representable. After an overflow the step is skipped
 and the scale halved; after `growth_steps` good steps it doubles. Same defaults as
-keras.optimizers.LossScaleOptimizer, so both styles scale alike.
+keras.optimizers.LossScaleOptimizer, so every style scales alike.
 """
 
 from __future__ import annotations
