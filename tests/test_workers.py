@@ -152,3 +152,34 @@ def test_a_damaged_results_row_is_one_line_naming_it(tmp_path):
     with pytest.raises(RunError, match=r"models/ffn-tf.json: unreadable or damaged .*; delete "
                                        r"it to train ffn-tf again, then resume"):
         trainer.train([ModelId("ffn", "tf")])
+
+
+def test_a_worker_whose_parent_is_killed_stops_at_a_checkpoint_and_resumes(tmp_path):
+    """The parent SIGKILLed (it can pass no stop on): its worker, in a session of its own,
+    notices, stops as on SIGTERM with its last epoch checkpointed, and the run resumes."""
+    first = job("train", "--config", SMOKE, "--set", "output.runs_dir=runs",
+                "--set", "models=[ffn-torch]", "--set", "train.epochs=30",
+                "--set", "train.early_stopping.patience=30", "--set", "train.log_every=1",
+                cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and "ffn-torch  epoch  3/30" not in first.stdout.readline():
+        pass
+    [worker] = workers_of(first.pid)
+    first.kill()
+    first.wait()
+    deadline = time.monotonic() + 60
+    while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{worker}").exists(), "the orphaned worker kept training"
+    [run] = [p for p in (tmp_path / "runs").iterdir() if p.name != "latest"]
+    assert "interrupted: SIGTERM received during ffn-torch epoch" in (
+        run / "logs/ffn-torch.log").read_text()
+    stopped_at = json.loads((run / "checkpoints/ffn-torch/state.json").read_text())["epochs_done"]
+    assert 3 <= stopped_at < 30 and not (run / "models/ffn-torch.json").exists()
+
+    second = job("train", "--resume", str(run), cwd=tmp_path)
+    out, err = second.communicate(timeout=600)
+    assert second.returncode == 0, err[-3000:]
+    assert f"ffn-torch  resuming after epoch {stopped_at}" in out
+    row = json.loads((run / "models/ffn-torch.json").read_text())
+    assert [h["epoch"] for h in row["history"]] == list(range(1, 31))

@@ -47,6 +47,11 @@ def _on_signal(signum: int, frame) -> None:
     signal.signal(signum, signal.SIG_DFL if signum == signal.SIGTERM else signal.default_int_handler)
 
 
+def request(signum: int = signal.SIGTERM) -> None:
+    """Ask for a stop as a signal would (a worker whose parent went away)."""
+    _requested.append(signum)
+
+
 def requested() -> bool:
     """True once a stop signal has arrived."""
     return bool(_requested)

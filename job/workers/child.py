@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +42,19 @@ class Channel:
     def __init__(self, events_out, replies_in):
         self.out, self.replies = events_out, replies_in
 
+    def send(self, event: Event) -> bool:
+        """False once the parent is gone: the worker then stops at its next step, after
+        the epoch in progress has its checkpoint, as on SIGTERM."""
+        try:
+            send(self.out, event.line())
+            return True
+        except BrokenPipeError:
+            interrupt.request()
+            return False
+
     def log(self, line: str) -> None:
         print(line, flush=True)          # the model's log file keeps every line
-        send(self.out, Event("log", line).line())
+        self.send(Event("log", line))
 
     def reporter(self, model: ModelId):
         """What a task calls with each epoch's record: sends it to the parent, whose pruner
@@ -50,21 +62,34 @@ class Channel:
         return lambda record: self.report(model, record)
 
     def report(self, model: ModelId, record: dict) -> None:
-        send(self.out, Event("epoch", model=model.name, record=record).line())
-        reply = json.loads(self.replies.readline() or '{"prune": null}')
+        sent = self.send(Event("epoch", model=model.name, record=record))
+        reply = json.loads(sent and self.replies.readline() or '{"prune": null}')
         if reply["prune"] is None:
             raise interrupt.Interrupted("the parent process went away")
         if reply["prune"]:
             raise Pruned(reply["prune"])
 
     def end(self, kind: str, text: str = "", error: str = "") -> None:
-        send(self.out, Event(kind, text, error=error).line())
+        print(f"{kind}: {text}" if text else kind, flush=True)   # the log says how it ended
+        self.send(Event(kind, text, error=error))
+
+
+def watch_parent(parent: int, every: float = 1.0) -> None:
+    """A parent that dies (SIGKILL, out of memory) cannot pass a stop on: its worker, in a
+    process session of its own, then stops by itself at the next step, as on SIGTERM, so
+    its last checkpoint is what `--resume` continues from."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        interrupt.request()
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
 
 
 def main() -> int:
     request = Request.read(sys.stdin.readline())
     channel = Channel(os.fdopen(int(os.environ[EVENTS_FD_ENV]), "w"), sys.stdin)
     with interrupt.catching():
+        watch_parent(os.getppid())
         try:
             train(request, channel)
         except interrupt.Interrupted as e:
