@@ -20,7 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # bench.py, beside this file
-from bench import REPO, make_kaggle_sized, measure_models, measure_pipeline, over_tf  # noqa: E402
+from bench import (REPO, make_kaggle_sized, measure_feeding, model_rows,  # noqa: E402
+                   over_tf, run_job)
 
 # docs/performance.md's bounds for the default CNN's epoch (37,800 images), worked out from
 # its FLOPs and memory traffic, not measured: seconds per epoch, low and high.
@@ -46,8 +47,8 @@ def parse_args() -> argparse.Namespace:
 
 
 def variants(rt) -> list[tuple[str, object]]:
-    """(label, runtime): as configured, then with XLA and mixed precision each turned off
-    and both off; a combination already listed is not timed twice."""
+    """(label, runtime settings): as configured, then with XLA and mixed precision each
+    turned off and both off; a combination already listed is not timed twice."""
     wanted = [("as configured", rt),
               ("XLA off", replace(rt, jit_compile=False)),
               ("mixed precision off", replace(rt, mixed_precision="float32")),
@@ -110,30 +111,32 @@ def print_table(result: dict) -> None:
 
 def main() -> None:
     args = parse_args()
-    from job.cli import import_tensorflow_quietly
     from job.config import load_config
     from job.data import arrays as data
-    from job.system import runtime
-    from job.train.task import Split
-    import_tensorflow_quietly()
-    import tensorflow as tf
-    tf.get_logger().setLevel("ERROR")   # many models: TF's retracing notes are noise here
-    # Measured on whatever is there: a GPU-less machine still gets its (CPU) table.
-    config = load_config(args.config, [*args.overrides, "runtime.require_gpu=false"])
-    rt = runtime.setup(config.runtime)
+    from job.outputs.manifest import installed
+    # Measured on whatever is there: a GPU-less machine still gets its (CPU) table. The
+    # real job trains each variant, a worker per model, one model at a time.
+    overrides = [*args.overrides, "runtime.require_gpu=false", "runtime.parallel=1"]
+    config = load_config(args.config, overrides)
     gpus = describe_gpus()
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "data"
+        workdir = Path(tmp)
+        folder = workdir / "data"
         print(f"generating {args.rows[0]:,} + {args.rows[1]:,} Kaggle-sized rows", flush=True)
         make_kaggle_sized(folder, *args.rows)
         arrays = data.load_arrays(folder)
-        split = Split(*data.split_validation(arrays.train_images, arrays.train_labels,
-                                             config.data.val_fraction, config.data.seed))
+        fit_rows = len(data.split_validation(arrays.train_images, arrays.train_labels,
+                                             config.data.val_fraction, config.data.seed)[0])
+        feeds = measure_feeding(folder, args.config, overrides, 3, config.train.augment.active)
         rows, by_style = [], {}   # keras_over_tf → variant → family → ratio
-        for label, variant in variants(rt):
+        for number, (label, variant) in enumerate(variants(config.runtime), start=1):
             print(f"--- {label}: {variant.mixed_precision}, XLA "
                   f"{'on' if variant.jit_compile else 'off'}", flush=True)
-            measured = measure_models(split, config, args.epochs, 1, variant)
+            run = run_job(f"variant{number}", folder, args.config,
+                          [*overrides, f"runtime.mixed_precision={variant.mixed_precision}",
+                           f"runtime.jit_compile={str(variant.jit_compile).lower()}"],
+                          list(config.models), args.epochs, workdir, probe_memory=False)
+            measured = model_rows([run], config.models, fit_rows)
             for row in measured:
                 row.update(variant=label, mixed_precision=variant.mixed_precision,
                            jit_compile=variant.jit_compile)
@@ -142,12 +145,11 @@ def main() -> None:
                 by_style.setdefault(key, {})[label] = families
         result = {"machine": {"gpus": gpus, "cpus": os.cpu_count(),
                               "python": platform.python_version(),
-                              "tensorflow": tf.__version__, "devices": list(rt.devices)},
+                              "tensorflow": installed("tensorflow"), "torch": installed("torch")},
                   "config": str(args.config), "overrides": args.overrides,
                   "rows": [len(arrays.train_images), len(arrays.test_images)],
                   "epochs": args.epochs, "batch_size": config.train.batch_size,
-                  "replicas": rt.replicas,
-                  "pipeline": measure_pipeline(split, config, 3),
+                  "pipeline": {"images_per_s": feeds["tf"]["images_per_s"], "styles": feeds},
                   "models": rows, **by_style,
                   "on_paper": {k: list(v) for k, v in ON_PAPER.items()}}
     estimate = estimate_for(gpus)
