@@ -117,7 +117,8 @@ def test_slots_give_each_worker_one_gpu_or_a_share_of_the_cores():
     assert [s.env for s in slots_for([], 0, False)] == [{"CUDA_VISIBLE_DEVICES": ""}]
     assert [s.env for s in slots_for([], 2, False)] == [
         {"CUDA_VISIBLE_DEVICES": "", "TF_NUM_INTRAOP_THREADS": cores,
-         "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": cores}] * 2
+         "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": cores,
+         "OMP_WAIT_POLICY": "PASSIVE"}] * 2
 
 
 @pytest.mark.parametrize("name, expected", [
