@@ -20,7 +20,8 @@ EXIT_INTERRUPTED = EXIT_CODE   # 75, EX_TEMPFAIL: "try again later"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m job", description=__doc__)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks (each worker's framework output is in runs/<id>/logs/)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks (each worker's own output: runs/<id>/logs/)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train the configured models into a new run")

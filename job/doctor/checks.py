@@ -62,7 +62,8 @@ def check_versions(report: Report, require_gpu: bool) -> Finding:
         return needed(require_gpu, "versions", text + "; this TensorFlow has no CUDA support",
                       "pip install 'tensorflow[and-cuda]' (the image does)")
     return Finding(OK, "versions", f"{text}; TensorFlow built for CUDA "
-                                   f"{build.get('cuda_version')}, cuDNN {build.get('cudnn_version')}")
+                                   f"{build.get('cuda_version')}, "
+                                   f"cuDNN {build.get('cudnn_version')}")
 
 
 def check_torch(torch: Torch | None, driver: nvidia.Driver | None, tf_gpus: int,

@@ -26,7 +26,7 @@ class Request:
 
     models: tuple[str, ...]    # ModelId names, e.g. (cnn-keras-bag2,)
     config: str                # the run's resolved config.yaml
-    data_dir: str              # the CSVs' folder: the worker loads and splits them as the parent did
+    data_dir: str              # the CSVs' folder, loaded and split as the parent did
     folder: str                # the run folder (models/, checkpoints/, tensorboard/)
     session: str               # the HParams session prefix (the run's id)
     reports: bool = False      # send each epoch and wait for the parent's go / prune

@@ -12,7 +12,8 @@ from job.train.schedule import MIN_DELTA, MONITOR, rate_at
 def keras_callbacks(config: ScheduleConfig, base: float, resume: dict | None) -> list:
     """The Keras callbacks of the schedule."""
     if config.rates or config.kind == "exponential":
-        return [keras.callbacks.LearningRateScheduler(lambda epoch, lr: rate_at(config, base, epoch))]
+        return [keras.callbacks.LearningRateScheduler(
+            lambda epoch, lr: rate_at(config, base, epoch))]
     if config.kind != "plateau":
         return []
 

@@ -10,6 +10,7 @@ import tensorflow as tf
 from job.competition import IMAGE_SIDE as SIDE
 from job.config import AugmentConfig
 from job.data import plan
+
 # Re-exported: the loops, the doctor and the bench count their steps through this module.
 from job.data.plan import steps_per_call, steps_per_epoch  # noqa: F401
 

@@ -9,17 +9,19 @@ import numpy as np
 import tensorflow as tf
 
 from job.competition import PIXELS
+from job.styles.tf import feeding
 from job.styles.tf import nets as nets
-from job.system import interrupt
-# The style's face to its worker (job.styles): setup, fit, load_predictor, warp_images.
-from job.styles.tf.runtime import local_runtime, setup  # noqa: F401
+from job.styles.tf.adam import Adam
 from job.styles.tf.feeding import warp_images  # noqa: F401
+from job.styles.tf.loss_scale import LossScale
+from job.styles.tf.runtime import local_runtime, setup  # noqa: F401
+from job.system import interrupt
 from job.system.runtime import Runtime
 from job.train import checkpoint, epochs, progress
-from job.styles.tf import feeding
-from job.styles.tf.adam import Adam
-from job.styles.tf.loss_scale import LossScale
 from job.train.task import Predictor, Split, Task, Trained
+
+# The style's face to its worker (job.styles): setup and warp_images, imported above, and
+# fit and load_predictor below.
 
 BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn, "lstm": nets.build_lstm}
 

@@ -24,6 +24,7 @@ import tensorflow as tf
 from job.competition import IMAGE_SIDE, NUM_CLASSES
 from job.config import CNNSpec, FFNSpec, LSTMSpec, cnn
 from job.train.initial import glorot_uniform, layer_seed, orthogonal
+
 # Keras' BatchNormalization epsilon, so every style normalises alike (the momentum comes
 # from the spec).
 from job.train.numerics import BN_EPSILON

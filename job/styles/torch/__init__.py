@@ -1,1 +1,2 @@
-"""The torch style: its net builder, loop, optimizer and input feeding; the only folder that imports its framework."""
+"""The plain PyTorch style: its net builder, loop, optimizer, input feeding and device setup;
+the only folder that imports its framework."""

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from job.competition import IMAGE_SIDE as SIDE, NUM_CLASSES
+from job.competition import IMAGE_SIDE as SIDE
+from job.competition import NUM_CLASSES
 from job.config import AugmentConfig
 from job.data import plan
 from job.train.task import Predictor

@@ -20,18 +20,19 @@ import torch
 import torch.nn.functional as F
 
 from job.errors import DeviceError, RunError
-from job.styles.torch import board
+from job.styles.torch import board, feeding
 from job.styles.torch import nets as nets
-from job.styles.torch.nets import set_weights, to_numpy, weights
-from job.system import interrupt
-# The style's face to its worker (job.styles): setup, fit, load_predictor, warp_images.
-from job.styles.torch.runtime import local_runtime, setup  # noqa: F401
 from job.styles.torch.feeding import warp_images  # noqa: F401
+from job.styles.torch.nets import set_weights, to_numpy, weights
+from job.styles.torch.optim import Adam, LossScale
+from job.styles.torch.runtime import local_runtime, setup  # noqa: F401
+from job.system import interrupt
 from job.system.runtime import Runtime
 from job.train import checkpoint, epochs, progress
-from job.styles.torch import feeding
-from job.styles.torch.optim import Adam, LossScale
 from job.train.task import Predictor, Split, Task, Trained
+
+# The style's face to its worker (job.styles): setup and warp_images, imported above, and
+# fit and load_predictor below.
 
 BUILDERS = {"ffn": nets.build_ffn, "cnn": nets.build_cnn, "lstm": nets.build_lstm}
 AUTOCAST = {"mixed_float16": torch.float16, "mixed_bfloat16": torch.bfloat16}
