@@ -22,3 +22,15 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("KAGGLE_", "MAKE")) and k not in ("MFLAGS", "CONFIG")}
     return {**env, **extra}
+
+
+def loaded_after(code: str, names: tuple[str, ...] = ("tensorflow", "keras", "torch")
+                 ) -> list[str]:
+    """Which of `names` a fresh interpreter holds in sys.modules after running `code` in
+    the repository: how the tests see what a process of the job imported."""
+    import subprocess
+    import sys
+    probe = f"{code}\nimport sys\nprint(sorted(n for n in {names!r} if n in sys.modules))\n"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    return eval(out.strip().splitlines()[-1])   # a list of strings, printed by the probe
