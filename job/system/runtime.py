@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,22 +92,17 @@ def check_models(kind: str, models: tuple[str, ...]) -> None:
 
 
 def return_freed_memory() -> None:
-    """Hand memory freed by a finished model back to the OS.
+    """Hand memory freed by a finished sweep trial back to the OS.
 
-    glibc keeps freed blocks in its heaps for reuse, so without this each model's
-    leftovers (its graphs, its copy of the training images, the CNN's activation
-    buffers) raised the floor the next model starts from; a Kaggle-sized run peaked
-    ~60 MB higher. A no-op where the C library has no malloc_trim (musl, macOS).
+    glibc keeps freed blocks in its heaps for reuse, so without this each trial's leftovers
+    (its logits, its data split) raise the floor the next one starts from in a sweep
+    worker, which runs trial after trial. (A model's own memory goes with its worker
+    process.) A no-op where the C library has no malloc_trim (musl, macOS).
     """
     import ctypes
     import gc
 
     gc.collect()
-    # torch's allocator keeps freed GPU blocks cached; a TF model after a torch one
-    # needs them back (torch is loaded only if a torch model trained).
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
     try:
         # CDLL(None): the process's own symbols, the C library's among them; no
         # find_library, which runs ldconfig in a subprocess.
