@@ -5,13 +5,17 @@ test's own (monkeypatch), and KaggleApi is re-imported under that env because it
 """
 
 import hashlib
+import json
+import tempfile
 import time
 import zipfile
+from datetime import datetime
 
 import pytest
 import requests
 
-from helpers.kaggle_standin import FAULTS, MESSAGES, KaggleStandin, load_kaggle_api, request_name
+from helpers.kaggle_standin import (FAULTS, MESSAGES, PHONE_REQUIRED, KaggleStandin, KernelResult,
+                                   load_kaggle_api, request_name)
 
 COMPETITION = "digit-recognizer"
 FILES = {
@@ -301,3 +305,234 @@ def test_origin_form_requests_work_without_the_proxy(server):
     reply = session.post(url, json={"competitionName": COMPETITION}, auth=(server.username, server.key))
     assert reply.status_code == 200 and len(reply.json()["files"]) == len(FILES)
     assert session.post(url, json={"competitionName": COMPETITION}).status_code == 401
+
+
+# ---- datasets, kernels and quota: what a remote training run on Kaggle goes through ----
+
+DATASET = "tester/digits-code"
+KERNEL = "tester/digits-train"
+CODE = b"\x1f\x8b packed job code"
+SCRIPT = "print('training')\n"
+
+
+@pytest.fixture
+def upload_state(monkeypatch, tmp_path):
+    """Keep the client's resumable-upload state (else under the system temp dir) in tmp_path."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+
+
+def dataset_folder(tmp_path, ref=DATASET, files=None, name="dataset"):
+    """A folder to create or version a dataset from: dataset-metadata.json plus `files`."""
+    folder = tmp_path / name
+    folder.mkdir(exist_ok=True)
+    (folder / "dataset-metadata.json").write_text(json.dumps(
+        {"id": ref, "title": "Digits job code", "licenses": [{"name": "CC0-1.0"}]}))
+    for file_name, data in (files or {"code.tar.gz": CODE}).items():
+        (folder / file_name).write_bytes(data)
+    return folder
+
+
+def kernel_folder(tmp_path, **metadata):
+    """A script kernel's folder (GPU, no internet, mounting DATASET and the competition)."""
+    folder = tmp_path / "kernel"
+    folder.mkdir(exist_ok=True)
+    (folder / "train.py").write_text(SCRIPT)
+    (folder / "kernel-metadata.json").write_text(json.dumps({
+        "id": KERNEL, "title": "digits-train", "code_file": "train.py", "language": "python",
+        "kernel_type": "script", "is_private": True, "enable_gpu": True, "enable_internet": False,
+        "machine_shape": "NvidiaTeslaT4", "dataset_sources": [DATASET],
+        "competition_sources": [COMPETITION], **metadata}))
+    return folder
+
+
+def add_dataset(server, ref=DATASET):
+    """Put a ready dataset straight into the stand-in, for kernels that mount it."""
+    server.datasets[ref] = {"title": "Digits job code", "license": "CC0-1.0", "private": True,
+                            "versions": [{"notes": "", "files": {"code.tar.gz": CODE}}]}
+
+
+def test_dataset_create_then_version(api, server, tmp_path, upload_state):
+    folder = dataset_folder(tmp_path)
+    created = api.dataset_create_new(str(folder), public=False, quiet=True, dir_mode="skip")
+    assert (created.status, created.ref, created.error) == ("ok", DATASET, "")  # unset reads ""
+    assert created.url == f"https://www.kaggle.com/datasets/{DATASET}"
+    assert {k: v for k, v in server.datasets[DATASET].items() if k != "versions"} == {
+        "title": "Digits job code", "license": "CC0-1.0", "private": True}
+    assert server.dataset_files(DATASET) == {"code.tar.gz": CODE}
+    statuses = [api.dataset_status(DATASET) for _ in range(3)]
+    assert statuses == ["blobs_received", "ready", "ready"]
+    # The client asks for the status first: a 404 there is its only check that the slug is free.
+    assert api_paths(server)[:3] == ["GetDatasetStatus", "StartBlobUpload", "CreateDataset"]
+
+    (folder / "code.tar.gz").write_bytes(b"newer code")
+    version = api.dataset_create_version(str(folder), "notes", quiet=True)
+    assert (version.status, version.ref) == ("ok", DATASET)
+    assert [v["notes"] for v in server.datasets[DATASET]["versions"]] == ["", "notes"]
+    assert server.dataset_files(DATASET) == {"code.tar.gz": b"newer code"}
+    assert server.dataset_files(DATASET, 1) == server.dataset_files(DATASET, -2) == {
+        "code.tar.gz": CODE}
+    # A new version starts processing again.
+    assert [api.dataset_status(DATASET) for _ in range(2)] == ["blobs_received", "ready"]
+
+
+def test_public_dataset_and_delete_old_versions(api, server, tmp_path, upload_state):
+    server.dataset_ready_after_polls = 0
+    folder = dataset_folder(tmp_path, files={"a.csv": b"1", "b.csv": b"2"})
+    api.dataset_create_new(str(folder), public=True, quiet=True)
+    assert server.datasets[DATASET]["private"] is False
+    assert server.dataset_files(DATASET) == {"a.csv": b"1", "b.csv": b"2"}
+    assert api.dataset_status(DATASET) == "ready"
+    (folder / "b.csv").unlink()
+    api.dataset_create_version(str(folder), "only a", quiet=True, delete_old_versions=True)
+    assert [v["notes"] for v in server.datasets[DATASET]["versions"]] == ["only a"]
+    assert server.dataset_files(DATASET) == {"a.csv": b"1"}  # a version holds only its uploads
+
+
+def test_creating_a_taken_slug_is_an_error_status(api, server, tmp_path, upload_state):
+    add_dataset(server)
+    response = api.dataset_create_new(str(dataset_folder(tmp_path)), quiet=True)
+    assert response.status == "error" and "already in use" in response.error
+    assert api_paths(server) == ["GetDatasetStatus"]  # decided by the client, uploading nothing
+    # The stand-in answers the same when asked directly (a slug taken between check and create).
+    session = requests.Session()
+    session.trust_env = False
+    url = f"http://127.0.0.1:{server.port}/api/v1/datasets.DatasetApiService/CreateDataset"
+    reply = session.post(url, json={"ownerSlug": "tester", "slug": "digits-code"},
+                         auth=(server.username, server.key))
+    assert reply.status_code == 200 and reply.json()["status"] == "error"
+
+
+def test_dataset_errors_are_http_errors(api, server, tmp_path, upload_state):
+    with pytest.raises(requests.HTTPError) as caught:
+        api.dataset_status(DATASET)
+    assert caught.value.response.status_code == 404
+    with pytest.raises(requests.HTTPError) as caught:
+        api.dataset_create_version(str(dataset_folder(tmp_path)), "notes", quiet=True)
+    assert caught.value.response.status_code == 404
+    other = dataset_folder(tmp_path, "someone/digits-code", name="other")
+    with pytest.raises(requests.HTTPError) as caught:
+        api.dataset_create_new(str(other), quiet=True)
+    assert caught.value.response.status_code == 403 and server.datasets == {}
+
+
+def test_kernel_push_records_the_request_and_answers_the_version(api, server, tmp_path):
+    add_dataset(server)
+    ran = []
+    server.kernel_runner = lambda request: ran.append(request) or KernelResult({})
+    first = api.kernels_push(str(kernel_folder(tmp_path)))
+    second = api.kernels_push(str(kernel_folder(tmp_path)), timeout="3600")
+    assert (first.ref, first.url, first.error) == (
+        f"/code/{KERNEL}", f"https://www.kaggle.com/code/{KERNEL}", "")
+    assert (first.version_number, second.version_number) == (1, 2)
+    assert first.kernel_id == second.kernel_id
+    pushed = server.kernel_pushes[0]
+    assert (pushed["slug"], pushed["text"], pushed["kernelType"], pushed["language"]) == (
+        KERNEL, SCRIPT, "script", "python")
+    assert (pushed["machineShape"], pushed["enableGpu"], pushed["enableInternet"]) == (
+        "NvidiaTeslaT4", True, False)
+    assert pushed["competitionDataSources"] == [COMPETITION]
+    assert pushed["datasetDataSources"] == [DATASET]
+    assert server.kernel_pushes[1]["sessionTimeoutSeconds"] == 3600
+    assert ran == server.kernel_pushes and len(server.kernels[KERNEL]["versions"]) == 2
+
+
+def test_kernel_status_queued_running_then_final(api, server, tmp_path):
+    add_dataset(server)
+    api.kernels_push(str(kernel_folder(tmp_path)))
+    statuses = [api.kernels_status(KERNEL).status.name for _ in range(4)]
+    assert statuses == ["QUEUED", "RUNNING", "COMPLETE", "COMPLETE"]
+    assert api.kernels_status(KERNEL).failure_message == ""  # unset reads as ""
+    # Each push restarts the sequence; kernel_statuses can skip straight to the end.
+    server.kernel_statuses = []
+    server.kernel_runner = lambda request: KernelResult({}, final="ERROR",
+                                                        failure_message="OOM in fold 2")
+    api.kernels_push(str(kernel_folder(tmp_path)))
+    status = api.kernels_status(KERNEL)
+    assert (status.status.name, status.failure_message) == ("ERROR", "OOM in fold 2")
+
+
+def test_kernel_status_and_output_of_an_unknown_kernel_are_404(api, tmp_path):
+    calls = [lambda: api.kernels_status(KERNEL), lambda: api.kernels_output(KERNEL, str(tmp_path))]
+    for call_it in calls:
+        with pytest.raises(requests.HTTPError) as caught:
+            call_it()
+        assert caught.value.response.status_code == 404
+
+
+def test_kernel_output_pages_through_every_file(api, server, tmp_path):
+    add_dataset(server)
+    outputs = {f"fold{i % 3}/model {i}.txt": f"weights {i}".encode() for i in range(24)}
+    outputs["results.json"] = b'{"accuracy": 0.99}'
+    server.kernel_runner = lambda request: KernelResult(outputs, log="epoch 1\nepoch 2\n")
+    api.kernels_push(str(kernel_folder(tmp_path)))
+    out = tmp_path / "out"
+    files, token = api.kernels_output(KERNEL, str(out))
+    pulled = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert pulled == {**outputs, "digits-train.log": b"epoch 1\nepoch 2\n"}
+    assert len(files) == 26 and not token
+    assert api_paths(server).count("ListKernelSessionOutput") == 2  # 20 a page, then 5
+    assert seen(server, "blob download") == 25
+    name = request_name("GET", "/blobs/kernel-output/tester/digits-train/fold1/model%201.txt")
+    assert name == "blob download fold1/model 1.txt"
+
+
+def test_kernel_output_download_faults_apply(api, server, sleeps, tmp_path):
+    add_dataset(server)
+    outputs = {"sub/a.bin": b"x" * 1000, "b.bin": b"y" * 10}
+    server.kernel_runner = lambda request: KernelResult(outputs)
+    api.kernels_push(str(kernel_folder(tmp_path)))
+    server.fail("truncate", on="blob download sub/a.bin")
+    api.kernels_output(KERNEL, str(tmp_path / "out"))
+    assert (tmp_path / "out" / "sub" / "a.bin").read_bytes() == outputs["sub/a.bin"]
+    assert len(sleeps) == 1  # one resume
+    assert not (tmp_path / "out" / "digits-train.log").exists()  # an empty log writes no file
+    server.fail("500", on="blob download b.bin")
+    with pytest.raises(requests.HTTPError):
+        api.kernels_output(KERNEL, str(tmp_path / "again"))
+
+
+@pytest.mark.parametrize("metadata, invalid", [
+    ({"dataset_sources": ["tester/not-there"]}, {"invalid_dataset_sources": ["tester/not-there"]}),
+    ({"competition_sources": ["titanic"]}, {"invalid_competition_sources": ["titanic"]}),
+    (None, {"invalid_competition_sources": [COMPETITION]}),  # rules not accepted
+])
+def test_invalid_sources_are_refused_in_the_body(api, server, tmp_path, metadata, invalid):
+    add_dataset(server)
+    server.rules_accepted = metadata is not None
+    ran = []
+    server.kernel_runner = lambda request: ran.append(request) or KernelResult({})
+    response = api.kernels_push(str(kernel_folder(tmp_path, **(metadata or {}))))
+    for name, value in invalid.items():
+        assert getattr(response, name) == value
+    # No exception and no error: only the list says so, and there is no version to follow.
+    assert (response.error, response.version_number, response.ref) == ("", 0, "")  # unset
+    assert len(server.kernel_pushes) == 1 and server.kernels == {} and ran == []
+
+
+@pytest.mark.parametrize("metadata, refused", [
+    ({}, True), ({"enable_internet": True, "enable_gpu": False, "machine_shape": None}, True),
+    ({"enable_gpu": False, "machine_shape": None}, False),
+])
+def test_unverified_phone_refuses_internet_and_accelerators(api, server, tmp_path, metadata,
+                                                            refused):
+    add_dataset(server)
+    server.phone_verified = False
+    response = api.kernels_push(str(kernel_folder(tmp_path, **metadata)))
+    assert response.error == (PHONE_REQUIRED if refused else "")
+    assert (KERNEL in server.kernels) is not refused
+
+
+def test_push_as_another_user_is_403(api, server, tmp_path):
+    with pytest.raises(requests.HTTPError) as caught:
+        api.kernels_push(str(kernel_folder(tmp_path, id="someone/digits-train")))
+    assert caught.value.response.status_code == 403 and server.kernels == {}
+
+
+def test_quota_parses_into_durations(api, server):
+    server.gpu_quota_used_hours = 12.25
+    quota = api.quota_view()
+    assert quota.gpu_quota.time_used.total_seconds() / 3600 == 12.25
+    assert quota.gpu_quota.total_time_allowed.total_seconds() / 3600 == 30.0
+    assert quota.tpu_quota.total_time_allowed.total_seconds() / 3600 == 20.0
+    assert quota.quota_refresh_time == datetime(2026, 12, 5)  # naive: the SDK drops the Z

@@ -2,6 +2,8 @@
 
 With KAGGLE_API_ENVIRONMENT=LOCALHOST the client POSTs JSON to http://localhost/api/v1/<service>/<method>;
 HTTP(S)_PROXY pointed here makes every such request (and every file transfer) land on this server.
+Besides the competition (files, submissions) it keeps private datasets, script kernels whose
+runs a test scripts through `kernel_runner`, and the accelerator quota.
 """
 
 import base64
@@ -17,6 +19,7 @@ import struct
 import sys
 import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,12 +30,15 @@ API = "/api/v1/"
 BLOBS = "/blobs/"
 BUNDLES = BLOBS + "bundle/"
 FILES = BLOBS + "files/"
+KERNEL_OUTPUT = BLOBS + "kernel-output/"
 UPLOADS = "/uploads/"
 FAULTS = ("401", "403", "404", "429", "500", "reset", "truncate")
 MESSAGES = {400: "Bad request", 401: "Unauthenticated", 403: "Permission denied: accept the rules first",
             404: "Not found", 429: "Too many requests", 500: "Internal error", 501: "Not implemented"}
 COMPETITION_RPCS = {"ListDataFiles", "DownloadDataFiles", "DownloadDataFile", "StartSubmissionUpload",
                     "CreateSubmission", "ListSubmissions"}
+PHONE_REQUIRED = ("Phone verification required: verify your phone number at "
+                  "https://www.kaggle.com/settings to use internet and accelerators")
 
 
 @dataclass
@@ -42,6 +48,15 @@ class Reply:
     body: bytes = b""
     headers: dict = field(default_factory=dict)
     fault: str | None = None
+
+
+@dataclass
+class KernelResult:
+    """What one kernel run leaves: output files by relative path, its log, its final status."""
+    files: dict[str, bytes]
+    log: str = ""
+    final: str = "COMPLETE"         # COMPLETE, ERROR, CANCEL_ACKNOWLEDGED...
+    failure_message: str = ""       # sent as failureMessage once `final` is reached, when non-empty
 
 
 def json_reply(status: int, payload: dict, **headers) -> Reply:
@@ -79,6 +94,21 @@ class KaggleStandin:
         self.retry_after = "1"              # seconds; the upload session's urllib3 Retry honours it
         self._faults: list[list] = []       # [kind, times left, on]
         self._uploads: dict[str, dict] = {}
+        # "owner/slug" -> {"title", "license", "private", "versions": [{"notes", "files"}]}
+        self.datasets: dict[str, dict] = {}
+        self.dataset_ready_after_polls = 1  # polls that see BLOBS_RECEIVED after each version
+        # Polls since the newest version, kept apart so `datasets` holds only what was uploaded.
+        self._dataset_polls: dict[str, int] = {}
+        self.gpu_quota_used_hours, self.gpu_quota_total_hours = 2.5, 30.0
+        self.quota_refresh = "2026-12-05T00:00:00.000Z"
+        # Kaggle refuses a push in a 200 body, not with an HTTP error; these switch refusals on.
+        self.rules_accepted = True   # False: the competition comes back as an invalid source
+        self.phone_verified = True   # False: internet or an accelerator comes back as "error"
+        self.kernel_pushes: list[dict] = []  # every SaveKernel body, refused or not
+        self.kernel_runner: Callable[[dict], KernelResult] | None = None  # None: no output
+        self.kernel_statuses = ["QUEUED", "RUNNING"]  # what polls see before the final status
+        # "owner/slug" -> {"versions": [{"request", "result", "polls"}]}
+        self.kernels: dict[str, dict] = {}
         self._lock = threading.Lock()
         # Fixed validators let the client's Range resume (If-Range) match across requests.
         self._modified = email.utils.formatdate(usegmt=True)
@@ -140,6 +170,14 @@ class KaggleStandin:
             env["KAGGLE_API_TOKEN"] = token or self.token
         return env
 
+    def dataset_files(self, ref: str, version: int = -1) -> dict[str, bytes]:
+        """Files of dataset `ref` at `version`: its number (1 = first), or if negative counted
+        back from the newest (-1)."""
+        if version == 0:
+            raise ValueError("dataset versions are numbered from 1; use -1 for the newest")
+        index = version - 1 if version > 0 else version
+        return dict(self.datasets[ref]["versions"][index]["files"])
+
     def fail(self, kind: str, times: int = 1, on: str | None = None) -> None:
         """Make the next `times` requests whose name contains `on` fail as `kind` (see FAULTS)."""
         if kind not in FAULTS:
@@ -191,6 +229,8 @@ class KaggleStandin:
             return self._call(path[len(API):].rsplit("/", 1)[-1], path, headers, body)
         if method == "GET" and path in self._blobs:
             return self._download(self._blobs[path], path, headers)
+        if method == "GET" and path.startswith(KERNEL_OUTPUT):
+            return self._kernel_output(path, headers)
         if method == "PUT" and path.startswith(UPLOADS):
             return self._upload(path[len(UPLOADS):], body)
         return self._error(404, path)
@@ -240,9 +280,17 @@ class KaggleStandin:
 
     def _rpc_StartSubmissionUpload(self, request: dict, path: str) -> Reply:
         """Hand out an upload token and the URL the client PUTs the bytes to."""
+        return self._new_upload(request.get("fileName", ""))
+
+    def _rpc_StartBlobUpload(self, request: dict, path: str) -> Reply:
+        """The same for a dataset file; the dataset keeps it under `name`, the file's basename."""
+        return self._new_upload(request.get("name", ""))
+
+    def _new_upload(self, file_name: str) -> Reply:
+        """Reserve an upload token for `file_name`; the bytes arrive later by PUT to createUrl."""
         with self._lock:
             token = f"upload-{len(self._uploads) + 1}"
-            self._uploads[token] = {"file_name": request.get("fileName", ""), "bytes": None}
+            self._uploads[token] = {"file_name": file_name, "bytes": None}
         return json_reply(200, {"token": token, "createUrl": f"http://localhost{UPLOADS}{token}"})
 
     def _rpc_CreateSubmission(self, request: dict, path: str) -> Reply:
@@ -282,6 +330,176 @@ class KaggleStandin:
             payload["publicScore"] = submission["public_score"]
         return payload
 
+    # ---- datasets ----
+
+    def _rpc_CreateDataset(self, request: dict, path: str) -> Reply:
+        """A dataset from uploaded files; a taken slug is refused in the body, as Kaggle does."""
+        owner, slug = request.get("ownerSlug", ""), request.get("slug", "")
+        if owner != self.username:
+            return self._error(403, path, f"'{self.username}' cannot create datasets of '{owner}'")
+        files = self._uploaded(request.get("files", []))
+        if files is None:
+            return self._error(400, path, "No uploaded file for a token")
+        ref = f"{owner}/{slug}"
+        with self._lock:
+            if ref in self.datasets:
+                taken = f'The requested slug "{slug}" is already in use by a dataset.'
+                return json_reply(200, {"status": "error", "error": taken})
+            # The client leaves isPrivate out when false (its default): absent means public.
+            self.datasets[ref] = {"title": request.get("title", ""),
+                                  "license": request.get("licenseName", ""),
+                                  "private": bool(request.get("isPrivate", False)),
+                                  "versions": [{"notes": "", "files": files}]}
+            self._dataset_polls[ref] = 0
+        return json_reply(200, self._dataset_created(ref))
+
+    def _rpc_CreateDatasetVersion(self, request: dict, path: str) -> Reply:
+        """A version holding exactly the uploaded files (the client re-uploads the whole folder)."""
+        ref = f"{request.get('ownerSlug', '')}/{request.get('datasetSlug', '')}"
+        if ref not in self.datasets:
+            return self._error(404, path, f"Dataset '{ref}' not found")
+        if request.get("ownerSlug") != self.username:
+            return self._error(403, path, f"'{self.username}' cannot version '{ref}'")
+        body = request.get("body") or {}
+        files = self._uploaded(body.get("files", []))
+        if files is None:
+            return self._error(400, path, "No uploaded file for a token")
+        with self._lock:
+            versions = self.datasets[ref]["versions"]
+            version = {"notes": body.get("versionNotes", ""), "files": files}
+            # deleteOldVersions, like isPrivate, is only sent when true.
+            self.datasets[ref]["versions"] = (
+                [version] if body.get("deleteOldVersions") else [*versions, version])
+            self._dataset_polls[ref] = 0
+        return json_reply(200, self._dataset_created(ref))
+
+    def _rpc_GetDatasetStatus(self, request: dict, path: str) -> Reply:
+        """BLOBS_RECEIVED for the first polls after a version, then READY; for an unknown dataset
+        404, which dataset_create_new takes to mean the slug is free."""
+        ref = f"{request.get('ownerSlug', '')}/{request.get('datasetSlug', '')}"
+        if ref not in self.datasets:
+            return self._error(404, path, f"Dataset '{ref}' not found")
+        with self._lock:
+            polls = self._dataset_polls.get(ref, 0)
+            self._dataset_polls[ref] = polls + 1
+        ready = polls >= self.dataset_ready_after_polls
+        return json_reply(200, {"status": "READY" if ready else "BLOBS_RECEIVED"})
+
+    def _uploaded(self, files: list[dict]) -> dict[str, bytes] | None:
+        """{name: bytes} for the upload tokens in `files`; None if a token is unknown or unsent."""
+        uploads = [self._uploads.get(entry.get("token", "")) for entry in files]
+        if any(upload is None or upload["bytes"] is None for upload in uploads):
+            return None
+        return {upload["file_name"]: upload["bytes"] for upload in uploads}
+
+    def _dataset_created(self, ref: str) -> dict:
+        """The ApiCreateDatasetResponse for a dataset (or version) Kaggle accepted."""
+        return {"ref": ref, "url": f"https://www.kaggle.com/datasets/{ref}", "status": "ok"}
+
+    # ---- kernels ----
+
+    def _rpc_SaveKernel(self, request: dict, path: str) -> Reply:
+        """Record the push; refuse it in a 200 body as Kaggle does, else run it and answer the
+        new version."""
+        with self._lock:
+            self.kernel_pushes.append(request)
+        ref = request.get("slug") or ""
+        owner, _, slug = ref.partition("/")
+        if not slug:
+            return self._error(400, path, "The stand-in needs slug as owner/kernel-slug")
+        if owner != self.username:
+            return self._error(403, path, f"'{self.username}' cannot push kernels of '{owner}'")
+        refusal = {}
+        missing = [source for source in request.get("datasetDataSources", [])
+                   if source not in self.datasets]
+        if missing:
+            refusal["invalidDatasetSources"] = missing
+        # Unaccepted rules look like an unknown competition: a source the kernel cannot have.
+        refused = [source for source in request.get("competitionDataSources", [])
+                   if source != self.competition or not self.rules_accepted]
+        if refused:
+            refusal["invalidCompetitionSources"] = refused
+        wants_phone = any(request.get(name) for name in
+                          ("enableInternet", "enableGpu", "enableTpu", "machineShape"))
+        if wants_phone and not self.phone_verified:
+            refusal["error"] = PHONE_REQUIRED
+        if refusal:
+            return json_reply(200, refusal)
+        try:
+            result = self.kernel_runner(request) if self.kernel_runner else KernelResult({})
+        except Exception as error:  # a test's bug: show it rather than drop the connection
+            return self._error(500, path, f"kernel_runner raised {error!r}")
+        with self._lock:
+            kernel = self.kernels.setdefault(ref, {"versions": []})
+            kernel["versions"].append({"request": request, "result": result, "polls": 0})
+            number, kernel_id = len(kernel["versions"]), list(self.kernels).index(ref) + 1
+        return json_reply(200, {"ref": f"/code/{ref}", "url": f"https://www.kaggle.com/code/{ref}",
+                                "versionNumber": number, "kernelId": kernel_id})
+
+    def _rpc_GetKernelSessionStatus(self, request: dict, path: str) -> Reply:
+        """The newest version's next status from kernel_statuses, then its final one for good."""
+        version = self._newest_kernel_version(request)
+        if version is None:
+            return self._unknown_kernel(request, path)
+        with self._lock:
+            polls = version["polls"]
+            version["polls"] += 1
+        if polls < len(self.kernel_statuses):
+            return json_reply(200, {"status": self.kernel_statuses[polls]})
+        result = version["result"]
+        payload = {"status": result.final}
+        if result.failure_message:
+            payload["failureMessage"] = result.failure_message
+        return json_reply(200, payload)
+
+    def _rpc_ListKernelSessionOutput(self, request: dict, path: str) -> Reply:
+        """The newest version's output files by name, pageSize at a time; the token is an offset."""
+        version = self._newest_kernel_version(request)
+        if version is None:
+            return self._unknown_kernel(request, path)
+        result, size = version["result"], request.get("pageSize") or 20
+        token = request.get("pageToken") or "0"
+        if not token.isdigit():
+            return self._error(400, path, f"Bad page token {token!r}")
+        names, start = sorted(result.files), int(token)
+        owner, slug = request.get("userName"), request.get("kernelSlug")
+        base = f"http://localhost{KERNEL_OUTPUT}{owner}/{slug}/"
+        page = names[start:start + size]
+        files = [{"url": base + quote(name), "fileName": name} for name in page]
+        # The client writes <slug>.log from the first page's log only: repeating it is harmless.
+        payload = {"files": files, "log": result.log}
+        if start + size < len(names):
+            payload["nextPageToken"] = str(start + size)
+        return json_reply(200, payload)
+
+    def _newest_kernel_version(self, request: dict) -> dict | None:
+        """The newest version of the kernel a status/output request names; None if none."""
+        kernel = self.kernels.get(f"{request.get('userName', '')}/{request.get('kernelSlug', '')}")
+        return kernel["versions"][-1] if kernel and kernel["versions"] else None
+
+    def _unknown_kernel(self, request: dict, path: str) -> Reply:
+        """The 404 for a status/output request naming no pushed kernel."""
+        ref = f"{request.get('userName')}/{request.get('kernelSlug')}"
+        return self._error(404, path, f"Kernel '{ref}' not found")
+
+    def _kernel_output(self, path: str, headers) -> Reply:
+        """One output file of a kernel's newest version, resumable like every other download."""
+        owner, slug, name = (path[len(KERNEL_OUTPUT):].split("/", 2) + ["", ""])[:3]
+        version = self._newest_kernel_version({"userName": owner, "kernelSlug": slug})
+        files, name = (version["result"].files if version else {}), unquote(name)
+        if name not in files:
+            return self._error(404, path)
+        return self._download(files[name], path, headers)
+
+    def _rpc_GetAcceleratorQuotaStatistics(self, request: dict, path: str) -> Reply:
+        """This week's GPU hours as durations ("<seconds>s"); the TPU's 20 h untouched."""
+        def duration(hours: float) -> str:
+            return f"{round(hours * 3600)}s"
+        gpu = {"timeUsed": duration(self.gpu_quota_used_hours),
+               "totalTimeAllowed": duration(self.gpu_quota_total_hours)}
+        return json_reply(200, {"quotaRefreshTime": self.quota_refresh, "gpuQuota": gpu,
+                                "tpuQuota": {"timeUsed": "0s", "totalTimeAllowed": "72000s"}})
+
     def _download(self, data: bytes, path: str, headers) -> Reply:
         """Serve file bytes with the headers the client's resumable download relies on."""
         etag, total, start = '"' + hashlib.md5(data).hexdigest() + '"', len(data), 0
@@ -305,9 +523,15 @@ class KaggleStandin:
 
 
 def request_name(method: str, path: str) -> str:
-    """What `fail(on=...)` matches: "<service>/<Method>", "blob download <file>" or "blob upload <token>"."""
+    """What `fail(on=...)` matches: "<service>/<Method>", "blob download <file>" or "blob upload <token>".
+
+    A kernel output file's <file> is its whole relative path ("fold1/model.keras"), as the
+    listing's fileName has it, so same-named files in two folders can fail apart.
+    """
     if path.startswith(API):
         return path[len(API):]
+    if path.startswith(KERNEL_OUTPUT):
+        return "blob download " + unquote((path[len(KERNEL_OUTPUT):].split("/", 2) + ["", ""])[2])
     if path.startswith(BLOBS):
         return "blob download " + unquote(path.rsplit("/", 1)[-1])
     if path.startswith(UPLOADS):
