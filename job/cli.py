@@ -51,6 +51,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     submit.add_argument("--wait", action="store_true", help="wait for the public score")
     submit.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
+    remote = commands.add_parser(
+        "kaggle-run", help="train a config on Kaggle's own GPUs: upload the job as a private "
+        "dataset, push a kernel, follow it, bring its run folder home under runs/")
+    remote.add_argument("--config", type=Path, help="YAML config file (not with --follow)")
+    remote.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config key")
+    remote.add_argument("--accelerator", choices=("t4x2", "p100", "none"), default="t4x2",
+                        help="two T4s (default), a P100 (retired: Kaggle gives a T4), or "
+                        "Kaggle's CPUs")
+    remote.add_argument("--slug", help="the kernel's slug (default digit-job-<config name>); "
+                        "its code dataset is <slug>-code")
+    remote.add_argument("--no-wait", action="store_true",
+                        help="return once the kernel is pushed (bring it home with --follow)")
+    remote.add_argument("--follow", metavar="KERNEL",
+                        help="follow a pushed kernel (OWNER/SLUG) and bring its run home")
+    remote.add_argument("--runs-dir", type=Path,
+                        help="where its run folder goes (default: the config's output.runs_dir,"
+                        " else runs)")
+    remote.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+
     report = commands.add_parser("report",
                                  help="make a finished run's report.md and pictures again")
     report.add_argument("run", type=Path, metavar="RUN", help="run folder, e.g. runs/latest")
@@ -107,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_train(args)
         return {"download": run_download, "submit": run_submit, "runs": run_runs,
                 "report": run_report, "doctor": run_doctor, "sweep": run_sweep,
-                "sweep-summary": run_sweep_summary,
+                "sweep-summary": run_sweep_summary, "kaggle-run": run_kaggle_run,
                 "dashboard": run_dashboard}[args.command](args)
     except Interrupted as e:
         print(f"interrupted: {e}", file=sys.stderr)
@@ -165,6 +185,31 @@ def run_submit(args: argparse.Namespace) -> int:
 
     submit.submit(args.run, args.runs_dir, args.message, args.dry_run, args.force, args.wait,
                   print_line, print_warning)
+    return 0
+
+
+def run_kaggle_run(args: argparse.Namespace) -> int:
+    from job.config import Config, load_config
+    from job.kaggle import follow, remote
+    from job.kaggle.kernel import Accelerator, parse_ref
+
+    if args.follow:
+        if args.no_wait or args.slug or (args.overrides and not args.config):
+            raise ConfigError("--follow brings home a pushed kernel: drop --no-wait, --slug "
+                              "and --set (--config only chooses the retry and poll settings)")
+        target = parse_ref(args.follow)
+        config = load_config(args.config, args.overrides) if args.config else Config()
+        runs_dir = args.runs_dir or Path(config.output.runs_dir)
+        print(follow.follow(target, config, runs_dir, print_line))
+        return 0
+    if args.config is None:
+        raise ConfigError("kaggle-run needs --config FILE (or --follow OWNER/SLUG)")
+    config = load_config(args.config, args.overrides)   # checked before anything is sent
+    plan = remote.Plan(config, Accelerator(args.accelerator), args.slug)
+    home = remote.kaggle_run(plan, not args.no_wait, args.runs_dir or
+                             Path(config.output.runs_dir), print_line, print_warning)
+    if home is not None:
+        print(home)
     return 0
 
 

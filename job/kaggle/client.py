@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from job.competition import rules_url
 from job.data.sources import find_credentials
-from job.errors import KaggleError
+from job.errors import JobError, KaggleError
 
 TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 MAX_BACKOFF_SECONDS = 60.0
@@ -78,6 +78,8 @@ def call(what: str, action: Callable[[], Any], competition: str, retry: Retry,
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 return action()
+        except JobError:   # already one line for the user (raised by `action` itself)
+            raise
         except Exception as error:  # noqa: BLE001 - every client failure is translated
             if not is_transient(error) or attempt == attempts:
                 raise translate(error, what, competition, attempt) from None

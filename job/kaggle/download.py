@@ -19,6 +19,7 @@ from job.config import Config
 from job.data import arrays as data
 from job.errors import DataError, KaggleError
 from job.kaggle import client as kaggle_client
+
 Log = Callable[[str], None]
 
 

@@ -1,0 +1,221 @@
+"""Following a pushed kernel to its end and bringing its output home: the run folder into
+runs/<id> in one rename, or what an unsuccessful kernel left into runs/kaggle-failed/."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from job.config import Config
+from job.errors import JobError, KaggleError, RunError
+from job.kaggle import client as kaggle_client
+from job.kaggle import kernel as kernels
+from job.kaggle import runner
+from job.kaggle.kernel import Ended, Target
+from job.kaggle.session import Session
+from job.outputs.folder import MANIFEST, Run, create_run, mark_latest, read_run, utc_now
+from job.system.files import write_atomic
+from job.system.interrupt import Interrupted
+
+Log = Callable[[str], None]
+KAGGLE_FOLDER = "kaggle"          # inside a run brought home: the kernel's log, doctor, session
+FAILED_DIR = "kaggle-failed"      # runs/kaggle-failed/<slug>-<time>: what an errored kernel left
+TAIL_LINES = 15
+
+
+def follow(target: Target, config: Config, runs_dir: Path, log: Log,
+           session: Session | None = None, sleep: Callable[[float], None] = time.sleep,
+           interactive: bool | None = None) -> Path:
+    """Poll the kernel's session to its end, then bring its output home."""
+    session = session or Session(config, log, log)
+    interactive = sys.stdout.isatty() if interactive is None else interactive
+    started, shown, failure = time.monotonic(), None, ""
+    line = Progress(interactive, log)
+    try:
+        while True:
+            try:
+                status = session.call(f"following {target.kernel}",
+                                      lambda: ask_status(session.api, target))
+            except NoSuchKernel:
+                raise
+            except KaggleError as e:
+                raise KaggleError(f"lost contact with Kaggle while following {target.kernel} "
+                                  f"({str(e).rstrip('.')}); the kernel runs on: pick it up with "
+                                  f"python -m job kaggle-run --follow {target.kernel}") from None
+            name = getattr(getattr(status, "status", None), "name", "QUEUED")
+            failure = getattr(status, "failure_message", "") or ""
+            minutes = (time.monotonic() - started) / 60
+            line.show(f"{target.kernel}: {name.lower().replace('_', ' ')} "
+                      f"({minutes:.0f} min followed)", changed=name != shown)
+            shown = name
+            if name in kernels.ENDINGS:
+                break
+            sleep(config.kaggle.poll_seconds)
+    except KeyboardInterrupt:
+        line.done()
+        raise Interrupted(f"stopped following {target.kernel}; the kernel runs on: pick it up "
+                          f"with python -m job kaggle-run --follow {target.kernel}") from None
+    line.done()
+    return bring_home(session, target, kernels.ENDINGS[name], failure, Path(runs_dir), log)
+
+
+class Progress:
+    """One status line: redrawn in place on a terminal, a new line per change elsewhere."""
+
+    def __init__(self, interactive: bool, log: Log):
+        self.interactive, self.log, self.drawn = interactive, log, False
+
+    def show(self, text: str, changed: bool) -> None:
+        if self.interactive:
+            sys.stdout.write("\r\033[K" + text)
+            sys.stdout.flush()
+            self.drawn = True
+        elif changed:
+            self.log(text)
+
+    def done(self) -> None:
+        if self.drawn:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            self.drawn = False
+
+
+def bring_home(session: Session, target: Target, ended: Ended, failure: str, runs_dir: Path,
+               log: Log) -> Path:
+    """The kernel's output into a staging folder beside the runs, then its run folder into
+    runs/<id> in one rename; what an unsuccessful kernel left is kept in runs/kaggle-failed/."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".kaggle-{target.slug}-", dir=runs_dir))
+    try:
+        fetch_output(session, target, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)   # a broken download: nothing to keep
+        raise
+    session_file = read_session(staging)
+    if ended is Ended.COMPLETE and session_file.get("status") == "complete":
+        try:
+            home = install_run(target, staging, session_file, runs_dir, log)
+        except JobError as e:
+            raise KaggleError(f"{e}; the kernel's output is kept in "
+                              f"{keep_failed(target, staging, runs_dir)}") from None
+        shutil.rmtree(staging, ignore_errors=True)
+        return home
+    kept = keep_failed(target, staging, runs_dir)
+    show_tail(kept, target, log)
+    raise KaggleError(failure_line(target, ended, failure, session_file, kept))
+
+
+class NoSuchKernel(KaggleError):
+    """--follow named a kernel Kaggle does not show this account."""
+
+
+def ask_status(api: Any, target: Target) -> Any:
+    """The session's status; an unknown or foreign kernel is said plainly."""
+    import requests
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return api.kernels_status(target.kernel)
+    except requests.HTTPError as e:
+        if kaggle_client.status_of(e) == 404:
+            raise NoSuchKernel(f"Kaggle has no kernel {target.kernel}: check the name "
+                               "kaggle-run printed") from None
+        raise
+    except ValueError:   # the client's word for a 401/403 on a kernel
+        raise NoSuchKernel(f"Kaggle will not show {target.kernel} to this account: follow a "
+                           "kernel of your own, signed in as its owner") from None
+
+
+def fetch_output(session: Session, target: Target, into: Path) -> None:
+    """Every output file and the log; a retry starts from an empty folder."""
+    def fetch() -> None:
+        for child in into.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        session.api.kernels_output(target.kernel, str(into), force=True, quiet=True)
+    session.call(f"downloading the output of {target.kernel}", fetch)
+
+
+def read_session(staging: Path) -> dict:
+    """What the runner wrote about itself; {} when the kernel died before it could."""
+    try:
+        found = json.loads((staging / runner.SESSION).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def install_run(target: Target, staging: Path, session_file: dict, runs_dir: Path,
+                log: Log) -> Path:
+    """Check the run folder that came back, say where it ran, and move it into runs/."""
+    name = str(session_file.get("run") or "")
+    source = staging / "runs" / name
+    if not name or "/" in name or not (source / MANIFEST).is_file():
+        raise RunError(f"the output of {target.kernel} holds no run folder (runs/{name}): "
+                       f"see {target.url}")
+    record = read_run(source)
+    if record.status != "complete":
+        raise RunError(f"the run {name} from {target.kernel} is {record.status}: "
+                       f"see {target.url}")
+    extras = source / KAGGLE_FOLDER
+    extras.mkdir(exist_ok=True)
+    for item in [staging / runner.DOCTOR, staging / runner.SESSION, *staging.glob("*.log")]:
+        if item.is_file():
+            os.replace(item, extras / item.name)
+    doctor = session_file.get("doctor") if isinstance(session_file.get("doctor"), dict) else {}
+    manifest = dict(record.manifest)
+    manifest["where"] = {"place": "kaggle", "kernel": target.kernel, "url": target.url,
+                         "accelerator": session_file.get("accelerator"),
+                         "gpu": doctor.get("gpu"), "fetched": utc_now().isoformat(
+                             timespec="seconds")}
+    write_atomic(source / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    home = create_run(runs_dir, "", name=name)   # an empty folder of its own, never another's
+    os.replace(source, home.path)
+    mark_latest(Run(home.path))
+    log(f"brought {target.kernel}'s run home: {home.path} (submit it with "
+        f"make submit RUN={home.path})")
+    return home.path
+
+
+def keep_failed(target: Target, staging: Path, runs_dir: Path) -> Path:
+    """What an errored kernel left (its log, the doctor, any partial run), kept aside."""
+    kept = runs_dir / FAILED_DIR / f"{target.slug}-{utc_now():%Y%m%dT%H%M%SZ}"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staging, kept)
+    return kept
+
+
+def show_tail(kept: Path, target: Target, log: Log) -> None:
+    """The log's last lines and the doctor's problems, the first place to look."""
+    logs = sorted(kept.glob("*.log"))
+    text = kernels.log_text(logs[0].read_text(encoding="utf-8", errors="replace")) if logs else ""
+    (kept / "kernel.txt").write_text(text, encoding="utf-8")
+    tail = [line for line in text.splitlines() if line.strip()][-TAIL_LINES:]
+    if tail:
+        log(f"the last lines of {target.kernel}'s log:")
+        for line in tail:
+            log(f"  | {line}")
+    doctor = kept / runner.DOCTOR
+    problems = [line for line in (doctor.read_text(encoding="utf-8").splitlines()
+                                  if doctor.is_file() else []) if line.startswith("PROBLEM")]
+    for line in problems:
+        log(f"  doctor: {line}")
+
+
+def failure_line(target: Target, ended: Ended, failure: str, session_file: dict,
+                 kept: Path) -> str:
+    """The one line an unsuccessful kernel ends kaggle-run with."""
+    where = f"its log and output are kept in {kept}"
+    if kernels.timed_out(failure):
+        return (f"Kaggle stopped {target.kernel} at its session time limit ({failure.strip()}):"
+                f" train fewer epochs or models per run; {where}")
+    if ended is Ended.CANCELLED:
+        return f"{target.kernel} was cancelled on Kaggle; {where}"
+    why = session_file.get("error") or failure.strip() or "no reason given"
+    return f"{target.kernel} ended in error: {why}; {where}"
