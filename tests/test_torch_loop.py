@@ -240,3 +240,29 @@ def test_require_gpu_stops_a_torch_worker_that_sees_none():
                                           r"no GPU: .*--gpus all"):
         torch_loop.setup(RuntimeConfig(require_gpu=True))
     assert torch_loop.setup(RuntimeConfig()).devices == ("CPU:cpu",)
+
+
+# --- a driver older than torch's CUDA build (Kaggle's machines may run one) -----------------
+
+def test_gpus_torch_cannot_use_for_an_old_driver_are_named(monkeypatch):
+    """This CPU machine plays a GPU machine whose driver torch's CUDA 13 build cannot use:
+    the worker was given GPU 0, NVML reports driver 550, torch sees no GPU."""
+    from job.config import RuntimeConfig
+    from job.styles.torch import runtime
+    from job.system import devices
+    if not torch.version.cuda or torch.cuda.is_available():
+        pytest.skip("needs torch's CUDA build on a machine where it sees no GPU")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setattr(devices, "driver_version", lambda: "550.54.15")
+    with pytest.raises(DeviceError) as refused:
+        runtime.setup(RuntimeConfig(require_gpu=True))
+    line = str(refused.value)
+    assert "NVIDIA driver 550.54.15 is older than CUDA" in line and "\n" not in line
+    warned = []
+    placed = runtime.setup(RuntimeConfig(require_gpu=False), warn=warned.append)
+    assert placed.devices == ("CPU:cpu",) and "training on the CPU" in warned[0]
+    # Without a driver at all nothing is claimed about one.
+    monkeypatch.setattr(devices, "driver_version", lambda: None)
+    warned.clear()
+    runtime.setup(RuntimeConfig(require_gpu=False), warn=warned.append)
+    assert warned == []

@@ -23,6 +23,20 @@ def visible_gpus() -> list[str]:
         return []
 
 
+def driver_version() -> str | None:
+    """The NVIDIA driver's version as NVML reports it, or None without a driver."""
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+            return version.decode() if isinstance(version, bytes) else str(version)
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:   # no driver, no library
+        return None
+
+
 def share_of(index: int, count: int, gpus: list[str]) -> dict[str, str]:
     """Environment for the index-th of `count` processes running at once: its own GPU
     (round robin when there are fewer GPUs), or an equal share of the CPU cores, which
