@@ -8,7 +8,7 @@ RUNS ?= runs
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv train download submit test test-all bench tensorboard runs lint doctor \
+.PHONY: help venv train download submit kaggle-run test test-all bench tensorboard runs lint doctor \
 	gpu-acceptance sweep sweep-summary sweep-dashboard
 
 help: ## list the targets
@@ -30,6 +30,9 @@ download: $(STAMP) ## download the competition data (CONFIG's data.dir); FORCE=1
 
 submit: $(STAMP) ## submit RUN (default runs/latest) to Kaggle; ARGS="--dry-run|--wait|--force|--message M"
 	$(PY) -m job submit --runs-dir $(RUNS) $(if $(RUN),--run $(RUN)) $(ARGS)
+
+kaggle-run: $(STAMP) ## train CONFIG on Kaggle's GPUs (ACCELERATOR=t4x2|p100|none), bring the run home; FOLLOW=OWNER/SLUG picks up a pushed one; ARGS="--no-wait|--set K=V"
+	$(PY) -m job kaggle-run $(if $(FOLLOW),--follow $(FOLLOW),--config $(CONFIG) $(if $(ACCELERATOR),--accelerator $(ACCELERATOR))) --runs-dir $(RUNS) $(ARGS)
 
 test: $(STAMP) ## run the test suite CI runs (slow tests excluded), in two processes
 	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadfile --durations=20

@@ -80,3 +80,12 @@ def test_docker_doctor_checks_the_gpu_config_in_the_image_with_no_credentials(tm
 
 def test_doctor_checks_the_config_this_machine_would_train():
     assert make_dry("doctor").strip().endswith("-m job doctor --config configs/default.yaml")
+
+
+def test_kaggle_run_passes_config_accelerator_and_runs_or_follows_a_kernel():
+    out = make_dry("kaggle-run", "CONFIG=configs/smoke.yaml", "ACCELERATOR=none")
+    assert out.strip().endswith("-m job kaggle-run --config configs/smoke.yaml --accelerator "
+                                "none --runs-dir runs")
+    out = make_dry("kaggle-run", "FOLLOW=alice/digit-job-smoke", "RUNS=elsewhere")
+    assert out.strip().endswith("-m job kaggle-run --follow alice/digit-job-smoke --runs-dir "
+                                "elsewhere")
