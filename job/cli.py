@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     remote.add_argument("--no-wait", action="store_true",
                         help="return once the kernel is pushed (bring it home with --follow)")
     remote.add_argument("--follow", metavar="KERNEL",
-                        help="follow a pushed kernel (OWNER/SLUG) and bring its run home")
+                        help="follow a pushed kernel (OWNER/SLUG[/VERSION], as kaggle-run "
+                        "printed it) and bring its run home")
     remote.add_argument("--runs-dir", type=Path,
                         help="where its run folder goes (default: the config's output.runs_dir,"
                         " else runs)")

@@ -27,9 +27,13 @@ def test_a_slug_kaggle_would_refuse_fails_before_anything_is_sent(bad):
         kernel.check_slug(bad)
 
 
-def test_follow_takes_owner_and_slug_only():
+def test_follow_takes_owner_slug_and_a_version_number():
     assert kernel.parse_ref(" alice/digit-job-smoke ") == Target("alice", "digit-job-smoke")
-    for bad in ("digit-job-smoke", "alice/digit-job-smoke/3", "https://kaggle.com/code/a/b"):
+    pinned = kernel.parse_ref("alice/digit-job-smoke/12")
+    assert pinned == Target("alice", "digit-job-smoke", 12)
+    assert pinned.ref == "alice/digit-job-smoke/12" and pinned.kernel == "alice/digit-job-smoke"
+    for bad in ("digit-job-smoke", "alice/digit-job-smoke/v3", "alice/digit-job-smoke/0",
+                "https://kaggle.com/code/a/b"):
         with pytest.raises(ConfigError, match="OWNER/KERNEL-SLUG"):
             kernel.parse_ref(bad)
 

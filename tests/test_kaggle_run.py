@@ -8,7 +8,9 @@ that kernel's output (or a broken one) and check what the user sees.
 """
 
 import json
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
@@ -120,7 +122,8 @@ def test_the_run_comes_home_and_runs_lists_it_and_submit_accepts_it(e2e):
     manifest = json.loads((home / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["data"]["source"] == "kaggle"
     where = manifest["where"]
-    assert (where["place"], where["kernel"], where["accelerator"]) == ("kaggle", KERNEL, "t4x2")
+    assert (where["place"], where["kernel"], where["version"], where["accelerator"]) == (
+        "kaggle", KERNEL, 1, "t4x2")
     assert where["url"] == f"https://www.kaggle.com/code/{KERNEL}"
     assert where["gpu"].startswith("NVIDIA driver: not found")   # this CPU machine, as it ran
     kept = home / "kaggle"
@@ -184,9 +187,11 @@ def test_the_quota_and_each_step_are_shown(e2e):
     out = e2e.done.stdout
     assert "Kaggle GPU quota: 27.5 h of 30.0 h left this week" in out
     for step in ("uploading the job", f"{DATASET}: ready", f"pushing the kernel {KERNEL}",
-                 f"{KERNEL}: queued", f"{KERNEL}: running", f"{KERNEL}: complete",
+                 f"{KERNEL}/1: queued", f"{KERNEL}/1: running", f"{KERNEL}/1: complete",
                  "brought " + KERNEL):
         assert step in out, step
+    assert "\x1b" not in out and "\r" not in out   # not a terminal: plain lines, once each
+    assert out.count(f"{KERNEL}/1: running") == 1
 
 
 def test_the_kernel_left_one_complete_run_in_working_and_no_source(e2e):
@@ -288,15 +293,21 @@ def test_a_second_run_is_a_new_version_of_the_dataset_and_the_kernel(server, tmp
         for v in (1, 2)]
     pushed = [p["text"] for p in server.kernel_pushes]
     assert markers[0] != markers[1] and all(m in t for m, t in zip(markers, pushed))
+    # The first version is still there to follow, by its number.
+    assert follow(server, tmp_path, f"{KERNEL}/1").returncode == 0
+    home = run_folder(tmp_path / "runs")
+    assert json.loads((home / "manifest.json").read_text())["where"]["version"] == 1
+    assert server.kernels[KERNEL]["versions"][0]["polls"] > 0
+    assert server.kernels[KERNEL]["versions"][1]["polls"] == 0
 
 
 def test_no_wait_returns_after_the_push_and_follow_brings_it_home(server, tmp_path):
     pushed = kaggle_run(server, tmp_path, "--no-wait")
     assert pushed.returncode == 0, pushed.stderr
-    assert f"python -m job kaggle-run --follow {KERNEL}" in pushed.stdout
+    assert f"python -m job kaggle-run --follow {KERNEL}/1\n" in pushed.stdout
     assert nothing_local(tmp_path) and not any("GetKernelSessionStatus" in p
                                                for _, p in server.requests)
-    followed = follow(server, tmp_path)
+    followed = follow(server, tmp_path, f"{KERNEL}/1")
     assert followed.returncode == 0, followed.stderr
     home = run_folder(tmp_path / "runs")
     assert followed.stdout.strip().splitlines()[-1] == str(home)
@@ -347,9 +358,10 @@ def test_a_kernel_that_ends_in_error_shows_its_last_lines_and_keeps_its_log(e2e,
     server.kernel_runner = lambda request: broken_output(e2e, error)
     done = kaggle_run(server, tmp_path)
     line = one_error_line(done)
-    assert f"{KERNEL} ended in error: {error}" in line
+    assert f"{KERNEL}/1 ended in error: {error}" in line
     kept = Path(line.rsplit("kept in ", 1)[1])
     assert kept.parent == tmp_path / "runs" / "kaggle-failed" and kept.is_dir()
+    assert kept.name.startswith("digit-job-smoke-v1-")
     assert (kept / "digit-job-smoke.log").is_file() and (kept / runner.DOCTOR).is_file()
     assert "  | line 29" in done.stdout and "  | line 14" not in done.stdout   # the last 15
     assert "doctor: PROBLEM  torch:" in done.stdout
@@ -401,3 +413,44 @@ def test_a_credential_anywhere_in_the_project_is_never_bundled(tmp_path, monkeyp
         bundle.write_bundle(project, config, tmp_path / "again")
     assert "configs/mine.yaml holds your Kaggle key" in str(refused.value)
     assert KEY not in str(refused.value) and not (tmp_path / "again").exists()
+
+
+def follow_env(server, tmp_path) -> dict[str, str]:
+    env = clean_env(PYTHONPATH=str(REPO))
+    for name, value in server.client_env(tmp_path / "home", "key", key=KEY).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def test_on_a_terminal_the_status_is_one_line_redrawn_in_place(server, tmp_path):
+    assert kaggle_run(server, tmp_path, "--no-wait").returncode == 0
+    server.kernel_statuses = ["QUEUED", "RUNNING", "RUNNING", "RUNNING"]
+    command = shlex.join([sys.executable, "-c", FAST, "kaggle-run", "--follow", f"{KERNEL}/1",
+                          "--runs-dir", str(tmp_path / "runs")])
+    done = subprocess.run(["script", "-qefc", f"stty cols 120; {command}", "/dev/null"],
+                          cwd=tmp_path, env=follow_env(server, tmp_path), capture_output=True,
+                          timeout=300)
+    shown = done.stdout.decode().replace("\r\n", "\n")   # bytes: text mode would eat the \r
+    assert done.returncode == 0, shown
+    assert shown.count(f"\r\x1b[K{KERNEL}/1: running") == 3     # each poll redraws the line
+    assert f"\r\x1b[K{KERNEL}/1: complete" in shown
+    assert shown.strip().splitlines()[-1] == str(run_folder(tmp_path / "runs"))
+
+
+def test_ctrl_c_while_following_says_how_to_pick_it_up_again(server, tmp_path):
+    assert kaggle_run(server, tmp_path, "--no-wait").returncode == 0
+    server.kernel_statuses = ["RUNNING"] * 10**6
+    following = subprocess.Popen(
+        [sys.executable, "-c", FAST, "kaggle-run", "--follow", f"{KERNEL}/1", "--runs-dir",
+         str(tmp_path / "runs")], cwd=tmp_path, env=follow_env(server, tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert following.stdout.readline().startswith(f"{KERNEL}/1: running")
+    following.send_signal(signal.SIGINT)
+    out, err = following.communicate(timeout=60)
+    assert following.returncode == 75, err
+    assert err.strip() == (f"interrupted: stopped following {KERNEL}/1; the kernel runs on: "
+                           f"pick it up with python -m job kaggle-run --follow {KERNEL}/1")
+    assert nothing_local(tmp_path)

@@ -12,8 +12,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from helpers.project import clean_env
+
 from job.config import load_config
 from job.data.sample import ensure_sample
 from job.kaggle import bundle, kernel, runner

@@ -473,7 +473,7 @@ def test_kernel_output_pages_through_every_file(api, server, tmp_path):
     assert len(files) == 26 and not token
     assert api_paths(server).count("ListKernelSessionOutput") == 2  # 20 a page, then 5
     assert seen(server, "blob download") == 25
-    name = request_name("GET", "/blobs/kernel-output/tester/digits-train/fold1/model%201.txt")
+    name = request_name("GET", "/blobs/kernel-output/tester/digits-train/v1/fold1/model%201.txt")
     assert name == "blob download fold1/model 1.txt"
 
 
@@ -536,3 +536,22 @@ def test_quota_parses_into_durations(api, server):
     assert quota.gpu_quota.total_time_allowed.total_seconds() / 3600 == 30.0
     assert quota.tpu_quota.total_time_allowed.total_seconds() / 3600 == 20.0
     assert quota.quota_refresh_time == datetime(2026, 12, 5)  # naive: the SDK drops the Z
+
+
+def test_a_version_pinned_status_and_output_answer_for_that_version(api, server, tmp_path):
+    """The client writes owner/slug/N as versionLabel "vN": the stand-in answers for version N,
+    not the newest, as Kaggle does (kaggle-run follows the version it pushed)."""
+    add_dataset(server)
+    server.kernel_statuses = []
+    results = iter([KernelResult({"one.txt": b"1"}, final="ERROR", failure_message="boom"),
+                    KernelResult({"two.txt": b"2"})])
+    server.kernel_runner = lambda request: next(results)
+    api.kernels_push(str(kernel_folder(tmp_path)))
+    api.kernels_push(str(kernel_folder(tmp_path)))
+    assert api.kernels_status(KERNEL + "/1").status.name == "ERROR"
+    assert api.kernels_status(KERNEL).status.name == "COMPLETE"
+    api.kernels_output(KERNEL + "/1", str(tmp_path / "v1"))
+    assert (tmp_path / "v1" / "one.txt").read_bytes() == b"1"
+    assert not (tmp_path / "v1" / "two.txt").exists()
+    with pytest.raises(requests.HTTPError):
+        api.kernels_status(KERNEL + "/3")

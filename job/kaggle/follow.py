@@ -42,18 +42,18 @@ def follow(target: Target, config: Config, runs_dir: Path, log: Log,
     try:
         while True:
             try:
-                status = session.call(f"following {target.kernel}",
+                status = session.call(f"following {target.ref}",
                                       lambda: ask_status(session.api, target))
             except NoSuchKernel:
                 raise
             except KaggleError as e:
-                raise KaggleError(f"lost contact with Kaggle while following {target.kernel} "
+                raise KaggleError(f"lost contact with Kaggle while following {target.ref} "
                                   f"({str(e).rstrip('.')}); the kernel runs on: pick it up with "
-                                  f"python -m job kaggle-run --follow {target.kernel}") from None
+                                  f"python -m job kaggle-run --follow {target.ref}") from None
             name = getattr(getattr(status, "status", None), "name", "QUEUED")
             failure = getattr(status, "failure_message", "") or ""
             minutes = (time.monotonic() - started) / 60
-            line.show(f"{target.kernel}: {name.lower().replace('_', ' ')} "
+            line.show(f"{target.ref}: {name.lower().replace('_', ' ')} "
                       f"({minutes:.0f} min followed)", changed=name != shown)
             shown = name
             if name in kernels.ENDINGS:
@@ -61,8 +61,8 @@ def follow(target: Target, config: Config, runs_dir: Path, log: Log,
             sleep(config.kaggle.poll_seconds)
     except KeyboardInterrupt:
         line.done()
-        raise Interrupted(f"stopped following {target.kernel}; the kernel runs on: pick it up "
-                          f"with python -m job kaggle-run --follow {target.kernel}") from None
+        raise Interrupted(f"stopped following {target.ref}; the kernel runs on: pick it up "
+                          f"with python -m job kaggle-run --follow {target.ref}") from None
     line.done()
     return bring_home(session, target, kernels.ENDINGS[name], failure, Path(runs_dir), log)
 
@@ -122,14 +122,14 @@ def ask_status(api: Any, target: Target) -> Any:
     import requests
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            return api.kernels_status(target.kernel)
+            return api.kernels_status(target.ref)
     except requests.HTTPError as e:
         if kaggle_client.status_of(e) == 404:
-            raise NoSuchKernel(f"Kaggle has no kernel {target.kernel}: check the name "
+            raise NoSuchKernel(f"Kaggle has no kernel {target.ref}: check the name "
                                "kaggle-run printed") from None
         raise
     except ValueError:   # the client's word for a 401/403 on a kernel
-        raise NoSuchKernel(f"Kaggle will not show {target.kernel} to this account: follow a "
+        raise NoSuchKernel(f"Kaggle will not show {target.ref} to this account: follow a "
                            "kernel of your own, signed in as its owner") from None
 
 
@@ -138,8 +138,8 @@ def fetch_output(session: Session, target: Target, into: Path) -> None:
     def fetch() -> None:
         for child in into.iterdir():
             shutil.rmtree(child) if child.is_dir() else child.unlink()
-        session.api.kernels_output(target.kernel, str(into), force=True, quiet=True)
-    session.call(f"downloading the output of {target.kernel}", fetch)
+        session.api.kernels_output(target.ref, str(into), force=True, quiet=True)
+    session.call(f"downloading the output of {target.ref}", fetch)
 
 
 def read_session(staging: Path) -> dict:
@@ -157,11 +157,11 @@ def install_run(target: Target, staging: Path, session_file: dict, runs_dir: Pat
     name = str(session_file.get("run") or "")
     source = staging / "runs" / name
     if not name or "/" in name or not (source / MANIFEST).is_file():
-        raise RunError(f"the output of {target.kernel} holds no run folder (runs/{name}): "
+        raise RunError(f"the output of {target.ref} holds no run folder (runs/{name}): "
                        f"see {target.url}")
     record = read_run(source)
     if record.status != "complete":
-        raise RunError(f"the run {name} from {target.kernel} is {record.status}: "
+        raise RunError(f"the run {name} from {target.ref} is {record.status}: "
                        f"see {target.url}")
     extras = source / KAGGLE_FOLDER
     extras.mkdir(exist_ok=True)
@@ -170,7 +170,8 @@ def install_run(target: Target, staging: Path, session_file: dict, runs_dir: Pat
             os.replace(item, extras / item.name)
     doctor = session_file.get("doctor") if isinstance(session_file.get("doctor"), dict) else {}
     manifest = dict(record.manifest)
-    manifest["where"] = {"place": "kaggle", "kernel": target.kernel, "url": target.url,
+    manifest["where"] = {"place": "kaggle", "kernel": target.kernel,
+                         "version": target.version, "url": target.url,
                          "accelerator": session_file.get("accelerator"),
                          "gpu": doctor.get("gpu"), "fetched": utc_now().isoformat(
                              timespec="seconds")}
@@ -178,14 +179,15 @@ def install_run(target: Target, staging: Path, session_file: dict, runs_dir: Pat
     home = create_run(runs_dir, "", name=name)   # an empty folder of its own, never another's
     os.replace(source, home.path)
     mark_latest(Run(home.path))
-    log(f"brought {target.kernel}'s run home: {home.path} (submit it with "
+    log(f"brought {target.ref}'s run home: {home.path} (submit it with "
         f"make submit RUN={home.path})")
     return home.path
 
 
 def keep_failed(target: Target, staging: Path, runs_dir: Path) -> Path:
     """What an errored kernel left (its log, the doctor, any partial run), kept aside."""
-    kept = runs_dir / FAILED_DIR / f"{target.slug}-{utc_now():%Y%m%dT%H%M%SZ}"
+    version = f"-v{target.version}" if target.version else ""
+    kept = runs_dir / FAILED_DIR / f"{target.slug}{version}-{utc_now():%Y%m%dT%H%M%SZ}"
     kept.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, kept)
     return kept
@@ -198,7 +200,7 @@ def show_tail(kept: Path, target: Target, log: Log) -> None:
     (kept / "kernel.txt").write_text(text, encoding="utf-8")
     tail = [line for line in text.splitlines() if line.strip()][-TAIL_LINES:]
     if tail:
-        log(f"the last lines of {target.kernel}'s log:")
+        log(f"the last lines of {target.ref}'s log:")
         for line in tail:
             log(f"  | {line}")
     doctor = kept / runner.DOCTOR
@@ -213,9 +215,9 @@ def failure_line(target: Target, ended: Ended, failure: str, session_file: dict,
     """The one line an unsuccessful kernel ends kaggle-run with."""
     where = f"its log and output are kept in {kept}"
     if kernels.timed_out(failure):
-        return (f"Kaggle stopped {target.kernel} at its session time limit ({failure.strip()}):"
+        return (f"Kaggle stopped {target.ref} at its session time limit ({failure.strip()}):"
                 f" train fewer epochs or models per run; {where}")
     if ended is Ended.CANCELLED:
-        return f"{target.kernel} was cancelled on Kaggle; {where}"
+        return f"{target.ref} was cancelled on Kaggle; {where}"
     why = session_file.get("error") or failure.strip() or "no reason given"
-    return f"{target.kernel} ended in error: {why}; {where}"
+    return f"{target.ref} ended in error: {why}; {where}"

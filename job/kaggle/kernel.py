@@ -17,7 +17,8 @@ METADATA = "kernel-metadata.json"
 SCRIPT = "digit-job-runner.py"
 SETTINGS_LINE = "SETTINGS: dict = {}  # filled in by kaggle-run: see job/kaggle/kernel.py"
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{3,43}[a-z0-9]$")   # + "-code" stays within 50
-REF = re.compile(r"^(?P<owner>[A-Za-z0-9_-]+)/(?P<slug>[a-z0-9][a-z0-9-]*[a-z0-9])$")
+REF = re.compile(r"^(?P<owner>[A-Za-z0-9_-]+)/(?P<slug>[a-z0-9][a-z0-9-]*[a-z0-9])"
+                 r"(?:/(?P<version>[1-9][0-9]*))?$")
 
 
 class Accelerator(Enum):
@@ -51,10 +52,17 @@ ENDINGS = {"COMPLETE": Ended.COMPLETE, "ERROR": Ended.ERROR,
 
 @dataclass(frozen=True)
 class Target:
-    """Where one config runs on Kaggle: the user's kernel and its code dataset."""
+    """Where one config runs on Kaggle: the user's kernel (one version of it, once pushed)
+    and its code dataset."""
 
     owner: str
     slug: str
+    version: int | None = None    # None: the newest
+
+    @property
+    def ref(self) -> str:
+        """OWNER/SLUG[/VERSION]: what the client's status and output calls take."""
+        return self.kernel + (f"/{self.version}" if self.version else "")
 
     @property
     def kernel(self) -> str:
@@ -88,12 +96,13 @@ def check_slug(slug: str) -> str:
 
 
 def parse_ref(text: str) -> Target:
-    """`--follow OWNER/SLUG`, as kaggle-run printed it."""
+    """`--follow OWNER/SLUG[/VERSION]`, as kaggle-run printed it."""
     found = REF.match(text.strip())
     if not found:
-        raise ConfigError(f"--follow {text!r}: expected OWNER/KERNEL-SLUG, e.g. "
-                          "alice/digit-job-smoke, as kaggle-run printed it")
-    return Target(found["owner"], found["slug"])
+        raise ConfigError(f"--follow {text!r}: expected OWNER/KERNEL-SLUG[/VERSION], e.g. "
+                          "alice/digit-job-smoke/3, as kaggle-run printed it")
+    return Target(found["owner"], found["slug"],
+                  int(found["version"]) if found["version"] else None)
 
 
 def metadata(target: Target, accelerator: Accelerator, competition: str) -> dict:

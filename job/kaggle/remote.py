@@ -14,7 +14,7 @@ import io
 import json
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -76,9 +76,10 @@ def kaggle_run(plan: Plan, wait: bool, runs_dir: Path, log: Log, warn: Log,
         upload_code(session, target, code, made, log)
         wait_until_ready(session, target, log)
         version, url = push(session, target, plan.accelerator, made, folder, log, warn)
+    target = replace(target, version=version)   # followed as pushed, not a later version
     if not wait:
         log(f"pushed {url} (version {version}); bring it home later with: "
-            f"python -m job kaggle-run --follow {target.kernel}")
+            f"python -m job kaggle-run --follow {target.ref}")
         return None
     return follow(target, config, runs_dir, log, session=session)
 

@@ -431,14 +431,17 @@ class KaggleStandin:
             return self._error(500, path, f"kernel_runner raised {error!r}")
         with self._lock:
             kernel = self.kernels.setdefault(ref, {"versions": []})
-            kernel["versions"].append({"request": request, "result": result, "polls": 0})
+            number = len(kernel["versions"]) + 1
+            kernel["versions"].append({"request": request, "result": result, "polls": 0,
+                                       "number": number})
             number, kernel_id = len(kernel["versions"]), list(self.kernels).index(ref) + 1
         return json_reply(200, {"ref": f"/code/{ref}", "url": f"https://www.kaggle.com/code/{ref}",
                                 "versionNumber": number, "kernelId": kernel_id})
 
     def _rpc_GetKernelSessionStatus(self, request: dict, path: str) -> Reply:
-        """The newest version's next status from kernel_statuses, then its final one for good."""
-        version = self._newest_kernel_version(request)
+        """The version's (versionLabel "v<N>", else the newest's) next status from
+        kernel_statuses, then its final one for good."""
+        version = self._kernel_version(request)
         if version is None:
             return self._unknown_kernel(request, path)
         with self._lock:
@@ -453,8 +456,9 @@ class KaggleStandin:
         return json_reply(200, payload)
 
     def _rpc_ListKernelSessionOutput(self, request: dict, path: str) -> Reply:
-        """The newest version's output files by name, pageSize at a time; the token is an offset."""
-        version = self._newest_kernel_version(request)
+        """The version's (versionLabel "v<N>", else the newest's) output files by name, pageSize
+        at a time; the token is an offset."""
+        version = self._kernel_version(request)
         if version is None:
             return self._unknown_kernel(request, path)
         result, size = version["result"], request.get("pageSize") or 20
@@ -463,7 +467,7 @@ class KaggleStandin:
             return self._error(400, path, f"Bad page token {token!r}")
         names, start = sorted(result.files), int(token)
         owner, slug = request.get("userName"), request.get("kernelSlug")
-        base = f"http://localhost{KERNEL_OUTPUT}{owner}/{slug}/"
+        base = f"http://localhost{KERNEL_OUTPUT}{owner}/{slug}/v{version['number']}/"
         page = names[start:start + size]
         files = [{"url": base + quote(name), "fileName": name} for name in page]
         # The client writes <slug>.log from the first page's log only: repeating it is harmless.
@@ -472,10 +476,16 @@ class KaggleStandin:
             payload["nextPageToken"] = str(start + size)
         return json_reply(200, payload)
 
-    def _newest_kernel_version(self, request: dict) -> dict | None:
-        """The newest version of the kernel a status/output request names; None if none."""
+    def _kernel_version(self, request: dict) -> dict | None:
+        """The version a status/output request names (versionLabel "v<N>", as the client
+        writes a pinned one), else the kernel's newest; None if there is no such version."""
         kernel = self.kernels.get(f"{request.get('userName', '')}/{request.get('kernelSlug', '')}")
-        return kernel["versions"][-1] if kernel and kernel["versions"] else None
+        versions = kernel["versions"] if kernel else []
+        label = str(request.get("versionLabel") or "")
+        if not label:
+            return versions[-1] if versions else None
+        number = int(label[1:]) if label[:1] == "v" and label[1:].isdigit() else 0
+        return versions[number - 1] if 0 < number <= len(versions) else None
 
     def _unknown_kernel(self, request: dict, path: str) -> Reply:
         """The 404 for a status/output request naming no pushed kernel."""
@@ -484,8 +494,9 @@ class KaggleStandin:
 
     def _kernel_output(self, path: str, headers) -> Reply:
         """One output file of a kernel's newest version, resumable like every other download."""
-        owner, slug, name = (path[len(KERNEL_OUTPUT):].split("/", 2) + ["", ""])[:3]
-        version = self._newest_kernel_version({"userName": owner, "kernelSlug": slug})
+        owner, slug, label, name = (path[len(KERNEL_OUTPUT):].split("/", 3) + ["", "", ""])[:4]
+        version = self._kernel_version({"userName": owner, "kernelSlug": slug,
+                                        "versionLabel": label})
         files, name = (version["result"].files if version else {}), unquote(name)
         if name not in files:
             return self._error(404, path)
@@ -531,7 +542,8 @@ def request_name(method: str, path: str) -> str:
     if path.startswith(API):
         return path[len(API):]
     if path.startswith(KERNEL_OUTPUT):
-        return "blob download " + unquote((path[len(KERNEL_OUTPUT):].split("/", 2) + ["", ""])[2])
+        # <owner>/<slug>/v<N>/<file>
+        return "blob download " + unquote((path[len(KERNEL_OUTPUT):].split("/", 3) + [""] * 3)[3])
     if path.startswith(BLOBS):
         return "blob download " + unquote(path.rsplit("/", 1)[-1])
     if path.startswith(UPLOADS):
