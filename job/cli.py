@@ -30,16 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                        help="continue an interrupted run (default: the newest unfinished one)")
     train.add_argument("--runs-dir", type=Path, default=Path("runs"),
                        help="where --resume looks for the newest unfinished run")
-    train.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=3")
-    train.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    add_overrides(train, "override a config key, e.g. train.epochs=3")
 
     download = commands.add_parser("download", help="download the competition data into data.dir")
     download.add_argument("--config", required=True, type=Path, help="YAML config file")
-    download.add_argument("--set", dest="overrides", action="append", default=[],
-                          metavar="KEY=VALUE", help="override a config key")
+    add_overrides(download)
     download.add_argument("--force", action="store_true", help="download even if intact")
-    download.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     submit = commands.add_parser("submit", help="submit a run's submission.csv to Kaggle")
     submit.add_argument("--run", type=Path, help="run folder (default: runs/latest)")
@@ -49,14 +45,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     submit.add_argument("--force", action="store_true",
                         help="submit even if these exact predictions were submitted before")
     submit.add_argument("--wait", action="store_true", help="wait for the public score")
-    submit.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     remote = commands.add_parser(
         "kaggle-run", help="train a config on Kaggle's own GPUs: upload the job as a private "
         "dataset, push a kernel, follow it, bring its run folder home under runs/")
     remote.add_argument("--config", type=Path, help="YAML config file (not with --follow)")
-    remote.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config key")
+    add_overrides(remote)
     remote.add_argument("--accelerator", choices=("t4x2", "p100", "none"), default="t4x2",
                         help="two T4s (default), a P100 (retired: Kaggle gives a T4), or "
                         "Kaggle's CPUs")
@@ -70,20 +64,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     remote.add_argument("--runs-dir", type=Path,
                         help="where its run folder goes (default: the config's output.runs_dir,"
                         " else runs)")
-    remote.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     report = commands.add_parser("report",
                                  help="make a finished run's report.md and pictures again")
     report.add_argument("run", type=Path, metavar="RUN", help="run folder, e.g. runs/latest")
-    report.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     doctor = commands.add_parser("doctor", help="check that this machine can run a config: "
                                  "driver, GPUs, CUDA libraries, timed steps")
     doctor.add_argument("--config", type=Path,
                         help="YAML config whose runtime needs are checked (default: built-in)")
-    doctor.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config key")
-    doctor.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    add_overrides(doctor)
 
     sweep = commands.add_parser("sweep", help="work on a hyperparameter sweep (an Optuna study) "
                                 "until its budget is spent; prints the sweep folder")
@@ -94,17 +84,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     sweep.add_argument("--study", help="study name (default: sweep.study)")
     sweep.add_argument("--workers", type=int, default=1,
                        help="worker processes on this machine, one per GPU where there are GPUs")
-    sweep.add_argument("--set", dest="overrides", action="append", default=[],
-                       metavar="KEY=VALUE", help="override a config or sweep key, "
-                       "e.g. sweep.trials=4")
-    sweep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    add_overrides(sweep, "override a config or sweep key, e.g. sweep.trials=4")
 
     summary = commands.add_parser("sweep-summary", help="rewrite a sweep folder's summary and "
                                   "best link from the storage and the trial folders present")
     summary.add_argument("folder", type=Path, metavar="SWEEP", help="e.g. runs/sweeps/cnn-lr")
     summary.add_argument("--storage", help="database URL (default: $OPTUNA_STORAGE, else the "
                          "folder's study.db)")
-    summary.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     dashboard = commands.add_parser("dashboard", help="optuna-dashboard for a sweep's study, "
                                     "on 127.0.0.1")
@@ -113,12 +99,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     dashboard.add_argument("--storage", help="database URL (default: $OPTUNA_STORAGE, else "
                            "runs/sweeps/<study>/study.db)")
     dashboard.add_argument("--port", type=int, default=8080)
-    dashboard.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
 
     runs = commands.add_parser("runs", help="list runs: id, status, data, best model")
     runs.add_argument("--runs-dir", type=Path, default=Path("runs"))
-    runs.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    for command in commands.choices.values():   # --debug after the command works as well
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def add_overrides(command: argparse.ArgumentParser, text: str = "override a config key") -> None:
+    command.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="KEY=VALUE", help=text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +137,26 @@ def print_line(line: str) -> None:
 
 def print_warning(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+class StatusLine:
+    """One status line: redrawn in place on a terminal, a new line per change elsewhere
+    (a log or a pipe keeps plain lines, each said once)."""
+
+    def __init__(self):
+        self.interactive, self.drawn = sys.stdout.isatty(), False
+
+    def show(self, text: str, changed: bool) -> None:
+        if self.interactive:
+            print("\r\033[K" + text, end="", flush=True)
+            self.drawn = True
+        elif changed:
+            print_line(text)
+
+    def done(self) -> None:
+        if self.drawn:
+            print(flush=True)
+            self.drawn = False
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -194,21 +205,21 @@ def run_kaggle_run(args: argparse.Namespace) -> int:
     from job.kaggle import follow, remote
     from job.kaggle.kernel import Accelerator, parse_ref
 
-    if args.follow:
-        if args.no_wait or args.slug or (args.overrides and not args.config):
-            raise ConfigError("--follow brings home a pushed kernel: drop --no-wait, --slug "
-                              "and --set (--config only chooses the retry and poll settings)")
-        target = parse_ref(args.follow)
-        config = load_config(args.config, args.overrides) if args.config else Config()
-        runs_dir = args.runs_dir or Path(config.output.runs_dir)
-        print(follow.follow(target, config, runs_dir, print_line))
-        return 0
-    if args.config is None:
+    if args.follow and (args.no_wait or args.slug or (args.overrides and not args.config)):
+        raise ConfigError("--follow brings home a pushed kernel: drop --no-wait, --slug "
+                          "and --set (--config only chooses the retry and poll settings)")
+    if not args.follow and args.config is None:
         raise ConfigError("kaggle-run needs --config FILE (or --follow OWNER/SLUG)")
-    config = load_config(args.config, args.overrides)   # checked before anything is sent
-    plan = remote.Plan(config, Accelerator(args.accelerator), args.slug)
-    home = remote.kaggle_run(plan, not args.no_wait, args.runs_dir or
-                             Path(config.output.runs_dir), print_line, print_warning)
+    target = parse_ref(args.follow) if args.follow else None
+    # Checked before anything is sent (for --follow: its retry and poll settings).
+    config = load_config(args.config, args.overrides) if args.config else Config()
+    runs_dir = args.runs_dir or Path(config.output.runs_dir)
+    if target is not None:
+        home = follow.follow(target, config, runs_dir, print_line, StatusLine())
+    else:
+        plan = remote.Plan(config, Accelerator(args.accelerator), args.slug)
+        home = remote.kaggle_run(plan, not args.no_wait, runs_dir, print_line, print_warning,
+                                 StatusLine())
     if home is not None:
         print(home)
     return 0
@@ -229,20 +240,10 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_runs(args: argparse.Namespace) -> int:
-    from job.outputs.folder import find_runs, summarize_run
+    from job.outputs.folder import find_runs, runs_table, summarize_run
 
     rows = [summarize_run(r) for r in find_runs(args.runs_dir)]
-    if not rows:
-        print(f"no runs in {args.runs_dir}")
-        return 0
-    print(f"{'run':<36} {'status':<11} {'data':<7} {'best':<10} {'val_acc':<8} submission")
-    for row in rows:
-        acc = f"{row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else "-"
-        print(f"{row['id']:<36} {row['status']:<11} {row['source']:<7} {row['best']:<10} "
-              f"{acc:<8} {row['submission']}")
-    for row in rows:
-        if "problem" in row:
-            print(f"damaged: {row['problem']}")
+    print("\n".join(runs_table(rows)) if rows else f"no runs in {args.runs_dir}")
     return 0
 
 

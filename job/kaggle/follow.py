@@ -8,11 +8,10 @@ import io
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from job.config import Config
 from job.errors import JobError, KaggleError, RunError
@@ -31,18 +30,25 @@ FAILED_DIR = "kaggle-failed"      # runs/kaggle-failed/<slug>-<time>: what an er
 TAIL_LINES = 15
 
 
-def follow(target: Target, config: Config, runs_dir: Path, log: Log,
-           session: Session | None = None, sleep: Callable[[float], None] = time.sleep,
-           interactive: bool | None = None) -> Path:
+class Status(Protocol):
+    """The one status line the command line draws (job.cli.StatusLine): redrawn in place on
+    a terminal, a new line per change elsewhere."""
+
+    def show(self, text: str, changed: bool) -> None: ...
+
+    def done(self) -> None: ...
+
+
+def follow(target: Target, config: Config, runs_dir: Path, log: Log, status: Status,
+           session: Session | None = None,
+           sleep: Callable[[float], None] = time.sleep) -> Path:
     """Poll the kernel's session to its end, then bring its output home."""
     session = session or Session(config, log, log)
-    interactive = sys.stdout.isatty() if interactive is None else interactive
     started, shown, failure = time.monotonic(), None, ""
-    line = Progress(interactive, log)
     try:
         while True:
             try:
-                status = session.call(f"following {target.ref}",
+                answer = session.call(f"following {target.ref}",
                                       lambda: ask_status(session.api, target))
             except NoSuchKernel:
                 raise
@@ -50,42 +56,26 @@ def follow(target: Target, config: Config, runs_dir: Path, log: Log,
                 raise KaggleError(f"lost contact with Kaggle while following {target.ref} "
                                   f"({str(e).rstrip('.')}); the kernel runs on: pick it up with "
                                   f"python -m job kaggle-run --follow {target.ref}") from None
-            name = getattr(getattr(status, "status", None), "name", "QUEUED")
-            failure = getattr(status, "failure_message", "") or ""
-            minutes = (time.monotonic() - started) / 60
-            line.show(f"{target.ref}: {name.lower().replace('_', ' ')} "
-                      f"({minutes:.0f} min followed)", changed=name != shown)
+            name = getattr(getattr(answer, "status", None), "name", "QUEUED")
+            failure = getattr(answer, "failure_message", "") or ""
+            status.show(f"{target.ref}: {name.lower().replace('_', ' ')}, "
+                        f"{elapsed(time.monotonic() - started)} followed", changed=name != shown)
             shown = name
             if name in kernels.ENDINGS:
                 break
             sleep(config.kaggle.poll_seconds)
     except KeyboardInterrupt:
-        line.done()
         raise Interrupted(f"stopped following {target.ref}; the kernel runs on: pick it up "
                           f"with python -m job kaggle-run --follow {target.ref}") from None
-    line.done()
+    finally:
+        status.done()
     return bring_home(session, target, kernels.ENDINGS[name], failure, Path(runs_dir), log)
 
 
-class Progress:
-    """One status line: redrawn in place on a terminal, a new line per change elsewhere."""
-
-    def __init__(self, interactive: bool, log: Log):
-        self.interactive, self.log, self.drawn = interactive, log, False
-
-    def show(self, text: str, changed: bool) -> None:
-        if self.interactive:
-            sys.stdout.write("\r\033[K" + text)
-            sys.stdout.flush()
-            self.drawn = True
-        elif changed:
-            self.log(text)
-
-    def done(self) -> None:
-        if self.drawn:
-            sys.stdout.write("\n")
-            sys.stdout.flush()
-            self.drawn = False
+def elapsed(seconds: float) -> str:
+    """h:mm:ss, the way a session's time reads on Kaggle's page."""
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def bring_home(session: Session, target: Target, ended: Ended, failure: str, runs_dir: Path,

@@ -25,7 +25,7 @@ from job.errors import ConfigError, KaggleError
 from job.kaggle import bundle as code_bundle
 from job.kaggle import client as kaggle_client
 from job.kaggle import kernel as kernels
-from job.kaggle.follow import follow
+from job.kaggle.follow import Status, follow
 from job.kaggle.kernel import Accelerator, Target
 from job.kaggle.session import Session
 
@@ -54,7 +54,7 @@ def check_plan(plan: Plan) -> None:
             "GPU with --accelerator t4x2")
 
 
-def kaggle_run(plan: Plan, wait: bool, runs_dir: Path, log: Log, warn: Log,
+def kaggle_run(plan: Plan, wait: bool, runs_dir: Path, log: Log, warn: Log, status: Status,
                project: Path | None = None) -> Path | None:
     """Upload, push and (unless not `wait`) follow; the run folder brought home, or None."""
     check_plan(plan)
@@ -81,7 +81,7 @@ def kaggle_run(plan: Plan, wait: bool, runs_dir: Path, log: Log, warn: Log,
         log(f"pushed {url} (version {version}); bring it home later with: "
             f"python -m job kaggle-run --follow {target.ref}")
         return None
-    return follow(target, config, runs_dir, log, session=session)
+    return follow(target, config, runs_dir, log, status, session=session)
 
 
 def check_quota(session: Session, accelerator: Accelerator, log: Log) -> None:
@@ -107,7 +107,7 @@ def check_rules(session: Session) -> None:
     """The competition's files are listed only for an account that accepted its rules
     (a 403 then becomes the message with the rules' address)."""
     competition = session.config.competition
-    session.call("checking that you accepted the competition rules",
+    session.call("listing the competition's files",
                  lambda: session.api.competition_list_files(competition))
 
 

@@ -211,6 +211,16 @@ def summarize_run(run: Run) -> dict:
     return row
 
 
+def runs_table(rows: list[dict]) -> list[str]:
+    """`job runs`' lines: a row per run, then a `damaged: <why>` line per damaged one."""
+    lines = [f"{'run':<36} {'status':<11} {'data':<7} {'best':<10} {'val_acc':<8} submission"]
+    for row in rows:
+        acc = f"{row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else "-"
+        lines.append(f"{row['id']:<36} {row['status']:<11} {row['source']:<7} "
+                     f"{row['best']:<10} {acc:<8} {row['submission']}")
+    return lines + [f"damaged: {row['problem']}" for row in rows if "problem" in row]
+
+
 def last_submission(run: Run) -> str:
     """The newest entry of submissions.json as `status score`, `-` when there is none."""
     try:
