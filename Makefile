@@ -40,8 +40,9 @@ test: $(STAMP) ## run the test suite CI runs (slow tests excluded), in two proce
 test-all: $(STAMP) ## run every test, slow ones included
 	$(PY) -m pytest -q
 
-bench: $(STAMP) ## measure ingest, s/epoch of each model, each style's ratio to TF, peak memory (Kaggle-sized data)
+bench: $(STAMP) ## measure ingest, s/epoch per style, peak memory; then time to accuracy (fast, default, leaderboard vs keras-io)
 	$(PY) scripts/bench.py --out bench.json
+	$(PY) scripts/time_to_accuracy.py --out tta.json
 
 tensorboard: $(STAMP) ## show training curves of every run: tensorboard --logdir runs
 	$(VENV)/bin/tensorboard --logdir $(RUNS)

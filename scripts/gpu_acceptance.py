@@ -20,8 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))   # bench.py, beside this file
-from bench import (REPO, make_kaggle_sized, measure_feeding, model_rows,  # noqa: E402
-                   over_tf, run_job)
+from bench import REPO, make_kaggle_sized, measure_feeding, model_rows, over_tf, run_job  # noqa: E402
 
 # docs/performance.md's bounds for the default CNN's epoch (37,800 images), worked out from
 # its FLOPs and memory traffic, not measured: seconds per epoch, low and high.
@@ -39,6 +38,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--doctor-status", type=int, help="the doctor's exit code")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config override, e.g. train.batch_size=512")
+    parser.add_argument("--tta-rows", type=int, nargs=2, default=(37_800, 4_200),
+                        metavar=("TRAIN", "HELD_OUT"), help="time to accuracy of "
+                        "configs/fast.yaml beside the keras-io example: rows trained on and "
+                        "held out (Fashion-MNIST when installed, else the generated digits)")
+    parser.add_argument("--skip-tta", action="store_true", help="no time-to-accuracy runs")
     args = parser.parse_args()
     if args.epochs < 2 or min(args.rows) < 100:
         parser.error("--epochs must be at least 2 (the first traces and compiles), --rows at "
@@ -109,6 +113,16 @@ def print_table(result: dict) -> None:
               "per default-CNN epoch")
 
 
+def time_to_accuracy(rows: tuple[int, int]) -> dict:
+    """configs/fast.yaml and the keras-io example, from process start to a written
+    submission, and the held-out accuracy each reaches (scripts/time_to_accuracy.py)."""
+    import time_to_accuracy as tta
+    kind = "fashion" if (tta.FASHION / "train-images-idx3-ubyte.gz").is_file() else "digits"
+    print(f"\n--- time to accuracy ({kind})", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        return tta.measure(kind, tuple(rows), ["keras-io", "fast"], Path(tmp), [])
+
+
 def main() -> None:
     args = parse_args()
     from job.config import load_config
@@ -160,6 +174,8 @@ def main() -> None:
                  if args.doctor_output and args.doctor_output.is_file() else [])
         result["doctor"] = {"exit_code": args.doctor_status, "lines": lines}
     print_table(result)
+    if not args.skip_tta:
+        result["time_to_accuracy"] = time_to_accuracy(args.tta_rows)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.out}")
 

@@ -2,13 +2,14 @@
 # The first GPU machine's acceptance run, for a person with Docker (or only Python) on it:
 # build the image, run the doctor in it, then train every model of configs/gpu.yaml for two
 # epochs on Kaggle-sized data with XLA and mixed precision on and off, and print one table
-# (s/epoch, images/s, Keras/TF) beside the on-paper estimates; the numbers go to --out.
+# (s/epoch, images/s, Keras/TF) beside the on-paper estimates, then configs/fast.yaml's time
+# to accuracy beside the keras-io example's; the numbers go to --out.
 set -euo pipefail
 
 usage() {
     cat <<'TXT'
 Usage: scripts/gpu_acceptance.sh [--no-docker] [--out FILE] [--config FILE] [--rows TRAIN TEST]
-                                 [--set KEY=VALUE ...]
+                                 [--set KEY=VALUE ...] [--tta-rows TRAIN HELD_OUT] [--skip-tta]
 
   --no-docker        run in this machine's Python (PYTHON, default .venv/bin/python, made by
                      `make venv` if missing) instead of the image
@@ -16,6 +17,10 @@ Usage: scripts/gpu_acceptance.sh [--no-docker] [--out FILE] [--config FILE] [--r
   --config FILE      config under configs/ (default: configs/gpu.yaml)
   --rows TRAIN TEST  data size (default: the competition's, 42000 28000)
   --set KEY=VALUE    config override for the timed models, repeatable
+  --tta-rows TRAIN HELD_OUT
+                     rows for the time to accuracy of configs/fast.yaml and the keras-io
+                     example (default 37800 4200; Fashion-MNIST if installed, else digits)
+  --skip-tta         no time-to-accuracy runs
 A failing doctor is reported and the measurements still run (on the CPU, if that is all
 TensorFlow sees), so the table says what this machine does either way.
 TXT
@@ -35,6 +40,8 @@ while [[ $# -gt 0 ]]; do
         --config) [[ $# -ge 2 ]] || die "--config needs a file"; CONFIG=$2; shift 2 ;;
         --rows) [[ $# -ge 3 ]] || die "--rows needs TRAIN and TEST"; PASS+=(--rows "$2" "$3"); shift 3 ;;
         --set) [[ $# -ge 2 ]] || die "--set needs KEY=VALUE"; PASS+=(--set "$2"); SETS+=(--set "$2"); shift 2 ;;
+        --tta-rows) [[ $# -ge 3 ]] || die "--tta-rows needs TRAIN and HELD_OUT"; PASS+=(--tta-rows "$2" "$3"); shift 3 ;;
+        --skip-tta) PASS+=(--skip-tta); shift ;;
         -h | --help) usage; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac

@@ -16,7 +16,7 @@ MODELS = ["ffn-tf", "ffn-keras", "cnn-tf", "cnn-keras"]
 # configs/gpu.yaml trains with mixed_float16 and XLA: on, each off, both off.
 VARIANTS = [("as configured", "mixed_float16", True), ("XLA off", "mixed_float16", False),
             ("mixed precision off", "float32", True), ("both off", "float32", False)]
-TINY = ["--rows", "300", "150", "--set", "arch.cnn.filters=[4]", "--set", "arch.cnn.dense=[8]",
+TINY = ["--rows", "300", "150", "--tta-rows", "300", "150", "--set", "arch.cnn.filters=[4]", "--set", "arch.cnn.dense=[8]",
         "--set", "arch.ffn.hidden=[16]", "--set", "train.batch_size=64"]
 
 
@@ -57,6 +57,12 @@ def test_without_docker_it_says_no_gpu_and_still_prints_the_cpu_table(tmp_path):
     assert any(ln.startswith("PROBLEM  GPU:") for ln in figures["doctor"]["lines"])
     assert (tmp_path / "out" / "acceptance.doctor.txt").is_file()
     assert figures["on_paper"] == {"A100": [0.2, 0.4], "T4": [0.5, 1.0]}
+    # configs/fast.yaml's time to accuracy beside the keras-io example's, on 300 + 150 rows.
+    timed = figures["time_to_accuracy"]
+    assert [r["recipe"] for r in timed["results"]] == ["keras-io", "fast"]
+    assert all(r["seconds"] > 0 and 0 <= r["accuracy"] <= 1 and not r["error"]
+               for r in timed["results"])
+    assert "time vs keras-io" in out
 
 
 def test_with_docker_missing_it_says_how_to_run_without(tmp_path):
