@@ -135,6 +135,21 @@ CNN_CASES = [
     ("train:\n  early_stopping: {patience: five}\n", [],
      'c.yaml: train.early_stopping.patience: expected an integer >= 0, got "five"'),
     ("train: {epochs: 0}\n", [], "c.yaml: train.epochs: expected an integer >= 1, got 0"),
+    ("train: {label_smoothing: 1.0}\n", [],
+     "c.yaml: train.label_smoothing: expected a number in [0, 1), got 1.0"),
+    ("train: {label_smoothing: -0.1}\n", [],
+     "c.yaml: train.label_smoothing: expected a number in [0, 1), got -0.1"),
+    ("train: {early_stopping: {enabled: no way}}\n", [],
+     'c.yaml: train.early_stopping.enabled: expected true or false, got "no way"'),
+    ("train: {lr_schedule: {kind: onecycle}}\n", [],
+     'c.yaml: train.lr_schedule.kind: expected one of constant | exponential | plateau | '
+     'one_cycle, got "onecycle" (did you mean one_cycle?)'),
+    ("train: {lr_schedule: {warmup_fraction: 1}}\n", [],
+     "c.yaml: train.lr_schedule.warmup_fraction: expected a number in (0, 1), got 1"),
+    ("train: {lr_schedule: {start_factor: 0}}\n", [],
+     "c.yaml: train.lr_schedule.start_factor: expected a number in (0, 1], got 0"),
+    ("train: {}\n", ["train.lr_schedule.end_factor=2"],
+     "--set train.lr_schedule.end_factor: expected a number in (0, 1], got 2"),
     ("train: {epochs: 2.5}\n", [], "c.yaml: train.epochs: expected an integer >= 1, got 2.5"),
     ("train: {epochs: true}\n", [], "c.yaml: train.epochs: expected an integer >= 1, got true"),
     ("data: {val_fraction: 0.9}\n", [],
@@ -207,3 +222,10 @@ def test_errors_in_a_base_name_the_base_file(tmp_path):
 def test_bad_extends(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, text))
+
+
+def test_leaderboard_config_trains_the_published_45_epochs_without_early_stopping():
+    config = load_config(Path("configs/leaderboard.yaml"))
+    assert config.train.epochs == 45 and not config.train.early_stopping.enabled
+    assert config.train.refit_full
+    assert (config.train.lr_schedule.kind, config.train.lr_schedule.decay) == ("exponential", 0.95)

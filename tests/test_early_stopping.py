@@ -28,7 +28,8 @@ class Marker:
 def run_keras(config: EarlyStoppingConfig, values: list[float]) -> tuple[int, int, int | None]:
     """(epochs run, best epoch, restored epoch) from keras.callbacks.EarlyStopping."""
     callback = keras_early_stopping(config)
-    assert isinstance(callback, keras.callbacks.EarlyStopping)
+    # Disabled, Keras gets no EarlyStopping callback at all.
+    assert isinstance(callback, keras.callbacks.EarlyStopping) == config.enabled
     model = Marker()
     callback.set_model(model)
     callback.on_train_begin()
@@ -87,3 +88,13 @@ def test_nan_is_never_an_improvement():
     config = EarlyStoppingConfig(monitor="val_loss", patience=1)
     values = [1.0, float("nan"), float("nan"), 0.5]
     assert run_tracker(config, values) == run_keras(config, values) == (2, 0, 0)
+
+
+@pytest.mark.parametrize("config", [
+    EarlyStoppingConfig(enabled=False, monitor="val_loss", patience=0),
+    EarlyStoppingConfig(enabled=False, monitor="val_loss", mode="max", patience=1)])
+def test_disabled_runs_every_epoch_and_keeps_the_last_in_both_styles(config):
+    """Rules that stop after 2 or 4 epochs above (patience 0, mode max), switched off: all
+    12 epochs run, the last is the "best", and no weights are restored."""
+    assert run_tracker(config, LOSSES) == (12, 11, None)
+    assert run_keras(config, LOSSES) == (12, 11, None)

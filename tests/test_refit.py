@@ -125,3 +125,37 @@ def test_interrupted_refit_resumes_to_the_same_model(tmp_path, digits, style):
                                [h["loss"] for h in whole.history], rtol=1e-5)
     np.testing.assert_allclose(resumed.predict_logits(images[:50]),
                                whole.predict_logits(images[:50]), rtol=1e-4, atol=1e-5)
+
+
+def test_a_one_cycle_refit_runs_a_cycle_of_its_own_over_its_epochs(tmp_path, digits):
+    """Not the split run's per-epoch rates: a whole cycle over the refit's own epochs and
+    its own (more) steps, so it warms up and ends annealed as well."""
+    from job.train import schedule
+    one_cycle = ScheduleConfig(kind="one_cycle")
+    base = task(tmp_path, "tf", lr_schedule=one_cycle, batch_size=50)
+    again = refit_task(base, row("ffn-tf", 2, [0.003, 0.002, 0.001]))
+    assert again.train.epochs == 2
+    assert again.train.lr_schedule == one_cycle and not again.train.lr_schedule.rates
+    images, labels = digits
+    full = models.full_split(split_of(images, labels, 150, 50))   # 4 steps an epoch
+    trained = FIT["tf"](again, full, lambda line: None)
+    expected = [schedule.one_cycle_rate(one_cycle, 0.003, min(s, 7), 8) for s in (4, 8)]
+    np.testing.assert_allclose([h["learning_rate"] for h in trained.history], expected,
+                               rtol=1e-6)
+
+
+def test_without_early_stopping_the_refit_trains_every_epoch(tmp_path, digits):
+    """enabled: false keeps the last epoch, so the split run's row names it and the
+    refit trains all `epochs` too, and never stops early itself."""
+    images, labels = digits
+    split = split_of(images, labels, 100, 50)
+    off = EarlyStoppingConfig(enabled=False, monitor="loss", mode="max", patience=0)
+    base = task(tmp_path, "torch", epochs=4, early_stopping=off)
+    trained = FIT["torch"](base, split, lambda line: None)
+    assert trained.epochs_run == 4 and trained.best_epoch == 4
+    again = refit_task(base, row("ffn-torch", trained.best_epoch,
+                                 [h["learning_rate"] for h in trained.history]))
+    assert again.train.epochs == base.train.epochs == 4
+    assert not again.train.early_stopping.enabled
+    refit = FIT["torch"](again, models.full_split(split), lambda line: None)
+    assert refit.epochs_run == 4

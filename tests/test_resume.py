@@ -31,7 +31,12 @@ def split(digits):
     return Split(images[:384], labels[:384], images[384:512], labels[384:512])
 
 
-def task(root: Path, style: str, checkpoints: Path) -> Task:
+PLATEAU = ScheduleConfig(kind="plateau", patience=0)
+# Per step: a resumed run must continue the cycle from its checkpointed step count.
+ONE_CYCLE = ScheduleConfig(kind="one_cycle", warmup_fraction=0.3)
+
+
+def task(root: Path, style: str, checkpoints: Path, lr_schedule=PLATEAU) -> Task:
     # Dropout on: a resumed run must also continue the dropout generators' streams.
     spec = CNNSpec(filters=(4,), convs_per_block=1, dense=(16,), dropout=0.2, dense_dropout=0.2)
     stopping = EarlyStoppingConfig(monitor="val_accuracy", patience=2)
@@ -40,7 +45,7 @@ def task(root: Path, style: str, checkpoints: Path) -> Task:
                 train=TrainConfig(epochs=5, batch_size=64, learning_rate=0.003,
                                   early_stopping=stopping,
                                   augment=AugmentConfig(rotation_degrees=10, zoom=0.1),
-                                  lr_schedule=ScheduleConfig(kind="plateau", patience=0)),
+                                  lr_schedule=lr_schedule),
                 order_seed=3, logdir=root / "tb", checkpoint_dir=checkpoints)
 
 
@@ -52,10 +57,12 @@ def stop_after_epoch(n: int):
     return log
 
 
+@pytest.mark.parametrize("lr_schedule", [PLATEAU, ONE_CYCLE], ids=["plateau", "one_cycle"])
 @pytest.mark.parametrize("style", list(FIT))
-def test_resumed_training_equals_uninterrupted_training(tmp_path, split, style):
-    whole = FIT[style](task(tmp_path / "a", style, tmp_path / "a" / "ckpt"), split, print)
-    interrupted_task = task(tmp_path / "b", style, tmp_path / "b" / "ckpt")
+def test_resumed_training_equals_uninterrupted_training(tmp_path, split, style, lr_schedule):
+    whole = FIT[style](task(tmp_path / "a", style, tmp_path / "a" / "ckpt", lr_schedule),
+                       split, print)
+    interrupted_task = task(tmp_path / "b", style, tmp_path / "b" / "ckpt", lr_schedule)
     try:
         with pytest.raises(interrupt.Interrupted, match=f"cnn-{style} epoch 3"):
             FIT[style](interrupted_task, split, stop_after_epoch(2))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from job.config import CNNSpec, EarlyStoppingConfig, FFNSpec, LSTMSpec, TrainConfig
+from job.config import (CNNSpec, EarlyStoppingConfig, FFNSpec, LSTMSpec, ScheduleConfig,
+                        TrainConfig)
 from job.errors import TrainingError
 from job.styles.tf import feeding
 from job.styles.keras import loop as keras_fit
@@ -62,18 +63,28 @@ def test_last_partial_batch_is_kept():
     assert feeding.steps_per_epoch(10, 4) == 3
 
 
-@pytest.mark.parametrize("arch", ["ffn", "cnn", "lstm"])
-def test_styles_compute_the_same_training(tmp_path, split, arch):
+# A per-step one-cycle schedule (several steps per compiled call in the TF styles) and
+# smoothed labels: the same rates and the same smoothed loss in every style.
+ONE_CYCLE_SMOOTHED = dict(lr_schedule=ScheduleConfig(kind="one_cycle", warmup_fraction=0.3),
+                          label_smoothing=0.1, steps_per_execution=5)
+
+
+@pytest.mark.parametrize("arch, extra", [
+    ("ffn", {}), ("cnn", {}), ("lstm", {}),
+    ("ffn", ONE_CYCLE_SMOOTHED), ("cnn", ONE_CYCLE_SMOOTHED)],
+    ids=["ffn", "cnn", "lstm", "ffn-one-cycle-smoothed", "cnn-one-cycle-smoothed"])
+def test_styles_compute_the_same_training(tmp_path, split, arch, extra):
     """Identical init, order and Adam: without dropout the histories agree closely, in
     all three frameworks (float32 sums in another order drift apart a little per step)."""
     histories = {}
     for style in STYLES:
-        trained = FIT[style](task(tmp_path, arch, style, epochs=2), split, lambda line: None)
+        trained = FIT[style](task(tmp_path, arch, style, epochs=2, **extra), split,
+                             lambda line: None)
         histories[style] = trained.history
         assert trained.epochs_run == 2
     for other in ("keras", "torch"):
         for tf_row, row in zip(histories["tf"], histories[other]):
-            for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
                 assert row[key] == pytest.approx(tf_row[key], rel=2e-3, abs=2e-3), (other, key)
 
 
@@ -96,6 +107,22 @@ def test_early_stopping_ends_training_and_restores_best(tmp_path, split, style):
     assert trained.epochs_run == 2
     assert trained.best_epoch == 1
     assert any("early stop after epoch 2" in line for line in lines)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_disabled_early_stopping_trains_every_epoch_and_keeps_the_last(tmp_path, split, style):
+    lines = []
+    # The rule that stops after epoch 2 above, switched off.
+    stopping = EarlyStoppingConfig(enabled=False, monitor="loss", mode="max", patience=1)
+    trained = FIT[style](task(tmp_path, style=style, epochs=4, early_stopping=stopping),
+                         split, lines.append)
+    assert trained.epochs_run == 4 and trained.best_epoch == 4
+    assert not any("early stop" in line for line in lines)
+    # The last epoch's weights: what the model predicts scores the last val_loss.
+    from job.train.scoring import cross_entropy
+    logits = trained.predict_logits(split.val_x)
+    assert cross_entropy(logits, split.val_y) == pytest.approx(
+        trained.history[-1]["val_loss"], rel=1e-4)
 
 
 @pytest.mark.parametrize("style", STYLES)

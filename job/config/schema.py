@@ -85,6 +85,9 @@ class EarlyStoppingConfig:
     patience: int = _f(5, lo=0)
     min_delta: float = _f(0.0, lo=0.0)
     restore_best_weights: bool = True
+    # False: train every epoch and keep the last one's weights (a published recipe's fixed
+    # epoch count); the other keys here then decide nothing.
+    enabled: bool = True
 
     @property
     def resolved_mode(self) -> str:
@@ -107,11 +110,19 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class ScheduleConfig:
-    kind: Literal["constant", "exponential", "plateau"] = "constant"
+    kind: Literal["constant", "exponential", "plateau", "one_cycle"] = "constant"
     decay: float = _f(0.95, lo=0.0, hi=1.0, lo_open=True)
     factor: float = _f(0.5, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     patience: int = _f(3, lo=0)
     min_learning_rate: float = _f(1e-5, lo=0.0)
+    # one_cycle, per step, as torch.optim.lr_scheduler.OneCycleLR (cos, two phases): from
+    # learning_rate x start_factor up to learning_rate over warmup_fraction of the steps, then
+    # down to learning_rate x end_factor. OneCycleLR's div_factor 25 (1/25 = 0.04) and
+    # final_div_factor 1e4 (a divisor of the start rate: 0.04 / 1e4 = 4e-6 of the peak; here
+    # both factors are of the peak); a quarter of the steps warming up (OneCycleLR: 0.3).
+    warmup_fraction: float = _f(0.25, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    start_factor: float = _f(0.04, lo=0.0, hi=1.0, lo_open=True)
+    end_factor: float = _f(4e-6, lo=0.0, hi=1.0, lo_open=True)
     # Not a YAML key: one rate per epoch, replayed in place of `kind` (a refit repeats the
     # rates its split run used, whatever rule chose them).
     rates: tuple[float, ...] = field(default=(), metadata={"internal": True})
@@ -128,6 +139,9 @@ class TrainConfig:
     early_stopping: EarlyStoppingConfig = _f(EarlyStoppingConfig)
     augment: AugmentConfig = _f(AugmentConfig)
     lr_schedule: ScheduleConfig = _f(ScheduleConfig)
+    # Keras' rule, y*(1-e) + e/10, in every style's training loss; the reported loss and
+    # val_loss include it (Keras reports its compiled loss), the job's own scores do not.
+    label_smoothing: float = _f(0.0, lo=0.0, hi=1.0, hi_open=True)
     refit_full: bool = False
 
 

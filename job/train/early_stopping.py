@@ -21,7 +21,9 @@ class EarlyStopping:
         self.mode = config.resolved_mode
         self.patience = config.patience
         self.min_delta = config.min_delta if self.mode == "max" else -config.min_delta
-        self.restore_best_weights = config.restore_best_weights
+        # Disabled: every epoch runs and the last one's weights stay (and are the "best").
+        self.enabled = config.enabled
+        self.restore_best_weights = config.restore_best_weights and config.enabled
         self.wait = 0
         self.best: float | None = None
         self.best_epoch = 0
@@ -38,6 +40,9 @@ class EarlyStopping:
 
     def update(self, epoch: int, logs: dict, get_weights: Callable[[], Any]) -> bool:
         """Record epoch `epoch` (0-based); True means stop training now."""
+        if not self.enabled:
+            self.best_epoch = epoch
+            return False
         current = logs.get(self.monitor)
         if current is None:
             return False

@@ -75,7 +75,9 @@ def chosen_epochs(row: dict) -> int:
 
 def refit_train(train: TrainConfig, row: dict) -> TrainConfig:
     """`train` for a refit: the split run's chosen epochs at that run's learning rates,
-    ending with its last epoch's weights."""
+    ending with its last epoch's weights. A one-cycle schedule is not replayed: the refit
+    runs a whole cycle of its own over its own epochs and (more) steps, so it too warms up
+    and ends annealed; replaying the split run's per-epoch rates would cut it short."""
     epochs = chosen_epochs(row)
     rates = tuple(float(h["learning_rate"]) for h in row["history"][:epochs])
     if len(rates) != epochs:
@@ -86,4 +88,5 @@ def refit_train(train: TrainConfig, row: dict) -> TrainConfig:
         # (Keras' rule stops once `patience` epochs in a row fail to improve).
         early_stopping=replace(train.early_stopping, monitor="loss", mode="min",
                                patience=epochs, min_delta=0.0, restore_best_weights=False),
-        lr_schedule=replace(train.lr_schedule, kind="constant", rates=rates))
+        lr_schedule=train.lr_schedule if train.lr_schedule.kind == "one_cycle"
+        else replace(train.lr_schedule, kind="constant", rates=rates))

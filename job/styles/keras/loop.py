@@ -73,6 +73,51 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             checkpoint.restore_stopping(self, self.resumed.stopping, self.resumed.arrays["best"])
 
 
+class LastEpoch(keras.callbacks.Callback):
+    """No early stopping (train.early_stopping.enabled: false): every epoch runs, the last
+    one's weights stay; the fields EarlyStopping's readers expect (the checkpoint, the end
+    of training) say so, as the shared tracker does when disabled."""
+
+    def __init__(self, resumed: checkpoint.Resumed | None = None):
+        super().__init__()
+        self.resumed, self.monitor, self.restore_best_weights = resumed, "loss", False
+        self.wait, self.best, self.best_epoch, self.stopped_epoch = 0, None, 0, 0
+        self.best_weights = None
+
+    def on_train_begin(self, logs=None):
+        if self.resumed:
+            checkpoint.restore_stopping(self, self.resumed.stopping, None)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.best_epoch = epoch
+
+
+class SmoothedCrossentropy(keras.losses.Loss):
+    """Sparse categorical cross-entropy from logits against Keras' smoothed labels (Keras
+    3.15's SparseCategoricalCrossentropy has no label_smoothing; CategoricalCrossentropy's
+    needs one-hot labels, and the shared pipeline feeds integers)."""
+
+    def __init__(self, label_smoothing: float, name: str = "smoothed_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
+        one_hot = keras.ops.one_hot(labels, y_pred.shape[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(one_hot, y_pred, from_logits=True,
+                                                     label_smoothing=self.label_smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def cross_entropy(smoothing: float) -> keras.losses.Loss:
+    """The compiled loss: Keras' own without smoothing, else `SmoothedCrossentropy`."""
+    if not smoothing:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return SmoothedCrossentropy(smoothing)
+
+
 class Checkpoint(keras.callbacks.Callback):
     """Saves the epoch-end checkpoint (after EarlyStopping has judged the epoch)."""
 
@@ -124,8 +169,9 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
         model = BUILDERS[task.arch](task.spec, train_cfg.seed)
         # compile wraps Adam in a LossScaleOptimizer under mixed_float16, as the TF loop
         # scales its loss itself.
-        model.compile(optimizer=keras.optimizers.Adam(train_cfg.learning_rate),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        model.compile(optimizer=keras.optimizers.Adam(keras_schedule.learning_rate(
+                          train_cfg, len(split.train_x), batch)),
+                      loss=cross_entropy(train_cfg.label_smoothing),
                       metrics=["accuracy"], jit_compile=runtime.jit_compile,
                       steps_per_execution=feeding.steps_per_call(
                           n_steps, train_cfg.steps_per_execution))
@@ -162,8 +208,11 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
                            lambda folder: save_model(model, folder / f"{task.name}.keras"), log)
 
 
-def early_stopping(config, resumed: checkpoint.Resumed | None = None) -> ResumableEarlyStopping:
-    """The built-in callback, configured from the same section as the TF tracker."""
+def early_stopping(config, resumed: checkpoint.Resumed | None = None) -> keras.callbacks.Callback:
+    """The built-in callback, configured from the same section as the TF tracker; when
+    disabled, one that keeps the last epoch's weights and never stops."""
+    if not config.enabled:
+        return LastEpoch(resumed)
     return ResumableEarlyStopping(
         resumed, monitor=config.monitor, mode=config.resolved_mode, patience=config.patience,
         min_delta=config.min_delta, restore_best_weights=config.restore_best_weights)

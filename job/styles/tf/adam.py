@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -16,8 +17,12 @@ class Adam(tf.Module):
     """Adam with Keras 3's update: bias correction folded into the step size `alpha`."""
 
     def __init__(self, learning_rate: float = 1e-3, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float = 1e-7, name: str = "adam"):
+                 beta_2: float = 0.999, epsilon: float = 1e-7, name: str = "adam",
+                 rates: np.ndarray | None = None):
         super().__init__(name=name)
+        # A per-step schedule (job.train.schedule.step_rates): step i runs at rates[i], read
+        # inside the compiled step, so several steps per call still change the rate per step.
+        self.rates = None if rates is None else tf.constant(rates, tf.float32)
         # A variable, not a float, so a schedule can assign it between traced steps.
         self.learning_rate = tf.Variable(learning_rate, dtype=tf.float32, trainable=False,
                                          name="learning_rate")
@@ -68,6 +73,11 @@ class Adam(tf.Module):
                apply: tf.Tensor | None) -> tf.Variable:
         """The step in cross-replica context: one update per variable and device."""
         def step() -> tf.Tensor:
+            if self.rates is not None:
+                rate = tf.gather(self.rates, tf.minimum(self.iterations,
+                                                        tf.size(self.rates, tf.int64) - 1))
+                strategy.extended.update(self.learning_rate, lambda lr: lr.assign(rate),
+                                         group=False)
             count = tf.cast(self.iterations + 1, tf.float32)
             beta_1_power = tf.pow(tf.constant(self.beta_1, tf.float32), count)
             beta_2_power = tf.pow(tf.constant(self.beta_2, tf.float32), count)

@@ -17,7 +17,7 @@ from job.styles.tf.loss_scale import LossScale
 from job.styles.tf.runtime import local_runtime, setup  # noqa: F401
 from job.system import interrupt
 from job.system.runtime import Runtime
-from job.train import checkpoint, epochs, progress
+from job.train import checkpoint, epochs, progress, schedule
 from job.train.task import Predictor, Split, Task, Trained
 
 # The style's face to its worker (job.styles): setup and warp_images, imported above, and
@@ -31,14 +31,16 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
     """Train `task` on `split` (from its last checkpoint, if any) and return the model."""
     runtime = runtime or local_runtime()
     tf.random.set_seed(task.train.seed)
+    rates = schedule.run_rates(task.train, len(split.train_x),
+                               task.train.batch_size * runtime.replicas)
     with runtime.strategy.scope():
         model = BUILDERS[task.arch](task.spec, task.train.seed, runtime.compute_dtype)
-        optimizer = Adam(task.train.learning_rate)
+        optimizer = Adam(task.train.learning_rate, rates=rates)
         optimizer.build(model.trainable_variables)  # slots created eagerly: one trace, not two
         loss_scale = LossScale() if runtime.scales_loss else None
-    state = State(model, optimizer, loss_scale)
+    state = State(model, optimizer, loss_scale, rates)
     begun = epochs.start(task, state, log)
-    steps = make_steps(model, optimizer, loss_scale, runtime)
+    steps = make_steps(model, optimizer, loss_scale, runtime, task.train.label_smoothing)
     run_epochs(state, steps, task, split, begun, log, runtime)
     stopper = begun.stopper
     if stopper.restore_best_weights and stopper.best_weights is not None:
@@ -52,14 +54,18 @@ class State:
     """What a checkpoint holds for the TF loop: model, optimizer, loss scale, dropout RNG
     (the `job.train.epochs.Loop` of this style)."""
 
-    def __init__(self, model: tf.Module, optimizer: Adam, loss_scale: LossScale | None):
+    def __init__(self, model: tf.Module, optimizer: Adam, loss_scale: LossScale | None,
+                 rates: np.ndarray | None = None):
         self.model, self.optimizer, self.loss_scale = model, optimizer, loss_scale
+        self.rates = rates   # a per-step schedule, which the optimizer applies itself
 
     def optimizer_variables(self) -> list:
         return list(self.optimizer.variables) + list(
             self.loss_scale.variables if self.loss_scale else [])
 
     def learning_rate(self) -> float:
+        if self.rates is not None:   # the next step's, as Keras reads a schedule
+            return schedule.rate_after(self.rates, int(self.optimizer.iterations.numpy()))
         return float(self.optimizer.learning_rate.numpy())
 
     def set_learning_rate(self, rate: float) -> None:
@@ -105,8 +111,19 @@ def run_epochs(state: State, steps: tuple, task: Task, split: Split, begun: epoc
     epochs.run(task, begun, state, one_epoch, writers, write_scalars, log)
 
 
+def cross_entropy(labels: tf.Tensor, logits: tf.Tensor, smoothing: float) -> tf.Tensor:
+    """Per-example cross-entropy against integer labels, smoothed as Keras smooths them
+    (y * (1 - smoothing) + smoothing / classes) when `smoothing` is set."""
+    if not smoothing:
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    classes = logits.shape[-1]
+    targets = tf.one_hot(labels, classes, dtype=logits.dtype) * (1 - smoothing) + \
+        smoothing / classes
+    return tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
+
+
 def make_steps(model: tf.Module, optimizer: Adam, loss_scale: LossScale | None,
-               runtime: Runtime) -> tuple[Callable, Callable]:
+               runtime: Runtime, smoothing: float = 0.0) -> tuple[Callable, Callable]:
     """Compiled training (n steps from an iterator) and evaluation (a whole dataset), each
     returning [summed loss, correct count, examples] over all replicas. XLA compiles each
     replica's computation, not the cross-replica parts (gradient all-reduce, optimizer),
@@ -123,7 +140,7 @@ def make_steps(model: tf.Module, optimizer: Adam, loss_scale: LossScale | None,
     def gradients(x, y):
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            losses = cross_entropy(y, logits, smoothing)
             # Mean over the global batch, so gradients summed over replicas are the mean.
             loss = tf.nn.compute_average_loss(losses)
             if loss_scale is not None:
@@ -142,7 +159,7 @@ def make_steps(model: tf.Module, optimizer: Adam, loss_scale: LossScale | None,
     @tf.function(jit_compile=runtime.jit_compile, reduce_retracing=True)
     def replica_eval_step(x, y):
         logits = model(x, training=False)
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        losses = cross_entropy(y, logits, smoothing)   # val_loss as Keras reports it
         return batch_sums(logits, y, losses)
 
     def step_sums(step: Callable, x, y) -> tf.Tensor:

@@ -28,7 +28,7 @@ from job.styles.torch.optim import Adam, LossScale
 from job.styles.torch.runtime import local_runtime, setup  # noqa: F401
 from job.system import interrupt
 from job.system.runtime import Runtime
-from job.train import checkpoint, epochs, progress
+from job.train import checkpoint, epochs, progress, schedule
 from job.train.task import Predictor, Split, Task, Trained
 
 # The style's face to its worker (job.styles): setup and warp_images, imported above, and
@@ -48,10 +48,12 @@ def fit(task: Task, split: Split, log: Callable[[str], None],
     model = BUILDERS[task.arch](task.spec, task.train.seed, str(device))
     optimizer = Adam(nets.trained_parameters(model), task.train.learning_rate)
     scaler = LossScale() if runtime.scales_loss else None
-    state = State(model, optimizer, scaler)
+    state = State(model, optimizer, scaler,
+                  schedule.run_rates(task.train, len(split.train_x), task.train.batch_size))
     begun = epochs.start(task, state, log)
     forward = torch.compile(model) if runtime.jit_compile else model
-    run_epochs(state, Steps(forward, state, runtime, device), task, split, begun, log)
+    run_epochs(state, Steps(forward, state, runtime, device, task.train.label_smoothing),
+               task, split, begun, log)
     stopper = begun.stopper
     if stopper.restore_best_weights and stopper.best_weights is not None:
         set_weights(model, stopper.best_weights)
@@ -93,10 +95,14 @@ class State:
     """What a checkpoint holds for the torch loop: model, optimizer, loss scale, dropout RNG
     (the `job.train.epochs.Loop` of this style)."""
 
-    def __init__(self, model: nets.Net, optimizer: Adam, scaler: LossScale | None):
+    def __init__(self, model: nets.Net, optimizer: Adam, scaler: LossScale | None,
+                 rates: np.ndarray | None = None):
         self.model, self.optimizer, self.scaler = model, optimizer, scaler
+        self.rates = rates   # a per-step schedule (job.train.schedule.step_rates)
 
     def learning_rate(self) -> float:
+        if self.rates is not None:   # the next step's, as Keras reads a schedule
+            return schedule.rate_after(self.rates, self.optimizer.iterations)
         return float(np.float32(self.optimizer.learning_rate))   # as a float32 variable reads
 
     def set_learning_rate(self, rate: float) -> None:
@@ -121,12 +127,19 @@ class State:
         self.model.generator.set_state(torch.from_numpy(resumed.arrays["rng"][0]))
 
 
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Per-example cross-entropy; torch's label_smoothing is Keras' y*(1-e) + e/classes."""
+    return F.cross_entropy(logits.float(), y, reduction="none", label_smoothing=smoothing)
+
+
 class Steps:
     """One training step and a whole evaluation, each adding [summed loss, correct,
     examples] into a tensor on the device, read once per epoch (no sync per batch)."""
 
-    def __init__(self, forward: Callable, state: State, runtime: Runtime, device: torch.device):
+    def __init__(self, forward: Callable, state: State, runtime: Runtime, device: torch.device,
+                 smoothing: float = 0.0):
         self.forward, self.state, self.device = forward, state, device
+        self.smoothing = smoothing
         self.autocast = dict(device_type=device.type, dtype=AUTOCAST.get(runtime.mixed_precision),
                              enabled=runtime.mixed_precision in AUTOCAST)
 
@@ -141,9 +154,11 @@ class Steps:
         model.train()
         with torch.autocast(**self.autocast):
             logits = self.forward(x)
-        losses = F.cross_entropy(logits.float(), y, reduction="none")
+        losses = cross_entropy(logits, y, self.smoothing)
         loss = losses.mean()
         optimizer.zero_grad()
+        if self.state.rates is not None:   # the step count continues across a resume
+            optimizer.learning_rate = schedule.rate_after(self.state.rates, optimizer.iterations)
         if scaler is None:
             loss.backward()
             optimizer.step()
@@ -161,7 +176,8 @@ class Steps:
         for x, y in batches:
             with torch.autocast(**self.autocast):
                 logits = self.forward(x)
-            total += self.sums(logits, y, F.cross_entropy(logits.float(), y, reduction="none"))
+            # val_loss smoothed too, as Keras reports its compiled loss.
+            total += self.sums(logits, y, cross_entropy(logits, y, self.smoothing))
         return total
 
 
