@@ -177,6 +177,8 @@ def test_mirrored_strategy_over_two_cpus_matches_one_device(tmp_path):
         assert report[style]["replicas"] == 2
         np.testing.assert_allclose(report[style]["mirrored"], report[style]["single"],
                                    rtol=1e-5)
+        np.testing.assert_allclose(report[style]["mirrored_rates"],
+                                   report[style]["single_rates"], rtol=1e-6)
 
 
 def resident_mb() -> float:

@@ -14,7 +14,8 @@ tf.config.set_logical_device_configuration(
 from sklearn.datasets import load_digits  # noqa: E402
 import numpy as np  # noqa: E402
 
-from job.config import EarlyStoppingConfig, FFNSpec, RuntimeConfig, TrainConfig  # noqa: E402
+from job.config import (EarlyStoppingConfig, FFNSpec, RuntimeConfig,  # noqa: E402
+                        ScheduleConfig, TrainConfig)
 from job.styles.tf.runtime import local_runtime, setup  # noqa: E402
 from job.styles.keras import loop as keras_fit
 from job.styles.tf import loop as tf_loop  # noqa: E402
@@ -34,10 +35,15 @@ for style, fit in (("tf", tf_loop.fit), ("keras", keras_fit.fit)):
     for name, runtime, batch in (("mirrored", mirrored, 32), ("single", local_runtime(), 64)):
         task = Task(model=ModelId("ffn", style),
                     spec=FFNSpec(hidden=(32,), dropout=0.0),
+                    # A per-step schedule and smoothed labels: the rate is set in the
+                    # optimizer's cross-replica step, the loss averaged over the global batch.
                     train=TrainConfig(epochs=3, batch_size=batch, learning_rate=0.003,
+                                      lr_schedule=ScheduleConfig(kind="one_cycle"),
+                                      label_smoothing=0.1,
                                       early_stopping=EarlyStoppingConfig(patience=5)),
                     order_seed=7, logdir=root / name / style)
         trained = fit(task, split, lambda line: None, runtime)
         histories[name] = [row["loss"] for row in trained.history]
+        histories[f"{name}_rates"] = [row["learning_rate"] for row in trained.history]
     report[style] = {"replicas": mirrored.replicas, **histories}
 print(json.dumps(report))
