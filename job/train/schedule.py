@@ -1,4 +1,4 @@
-"""The learning rate per epoch, one rule for every style.
+"""The learning rate per epoch (or, for one_cycle, per step), one rule for every style.
 
 `exponential`: lr × decay^epoch, set at each epoch's start (Keras: LearningRateScheduler).
 `plateau`: lr × factor after `patience` epochs without val_loss improvement, as
