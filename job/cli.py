@@ -139,30 +139,17 @@ def print_warning(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-class StatusLine:
-    """One status line: redrawn in place on a terminal, a new line per change elsewhere
-    (a log or a pipe keeps plain lines, each said once)."""
-
-    def __init__(self):
-        self.interactive, self.drawn = sys.stdout.isatty(), False
-
-    def show(self, text: str, changed: bool) -> None:
-        if self.interactive:
-            print("\r\033[K" + text, end="", flush=True)
-            self.drawn = True
-        elif changed:
-            print_line(text)
-
-    def done(self) -> None:
-        if self.drawn:
-            print(flush=True)
-            self.drawn = False
+def terminal_console():
+    """A rich console when stdout is a terminal; None keeps the plain lines (logs, pipes)."""
+    from rich.console import Console
+    return Console() if sys.stdout.isatty() else None
 
 
 def run_train(args: argparse.Namespace) -> int:
     from job import pipeline
     from job.config import load_config
     from job.outputs.folder import newest_unfinished
+    from job.outputs.live import training_view
 
     # The config is checked before any worker starts, so a typo fails at once.
     if args.resume is not None:
@@ -171,12 +158,17 @@ def run_train(args: argparse.Namespace) -> int:
                               "drop --config/--set")
         run_dir = Path(args.resume) if args.resume else newest_unfinished(args.runs_dir)
         config, record = pipeline.read_resumable(run_dir)
-        run = pipeline.resume(config, record, print_line, print_warning)
     elif args.config is None:
         raise ConfigError("train needs --config FILE (or --resume [RUN])")
     else:
-        config = load_config(args.config, args.overrides)
-        run = pipeline.train(config, print_line, print_warning)
+        config, record = load_config(args.config, args.overrides), None
+    # On a terminal the running models are drawn live under the log lines.
+    with training_view(terminal_console(), config.train.epochs,
+                       config.train.early_stopping.enabled) as view:
+        log, warn = (view.log, view.warn) if view else (print_line, print_warning)
+        board = view.board if view else None
+        run = (pipeline.resume(config, record, log, warn, board=board) if record is not None
+               else pipeline.train(config, log, warn, board=board))
     if run is not None:   # a non-chief worker has no run folder of its own
         print(run.path)
     return 0
@@ -204,6 +196,7 @@ def run_kaggle_run(args: argparse.Namespace) -> int:
     from job.config import Config, load_config
     from job.kaggle import follow, remote
     from job.kaggle.kernel import Accelerator, parse_ref
+    from job.outputs.live import StatusLine
 
     if args.follow and (args.no_wait or args.slug or (args.overrides and not args.config)):
         raise ConfigError("--follow brings home a pushed kernel: drop --no-wait, --slug "
@@ -214,12 +207,13 @@ def run_kaggle_run(args: argparse.Namespace) -> int:
     # Checked before anything is sent (for --follow: its retry and poll settings).
     config = load_config(args.config, args.overrides) if args.config else Config()
     runs_dir = args.runs_dir or Path(config.output.runs_dir)
+    status = StatusLine(terminal_console(), print_line)   # redrawn in place on a terminal
     if target is not None:
-        home = follow.follow(target, config, runs_dir, print_line, StatusLine())
+        home = follow.follow(target, config, runs_dir, print_line, status)
     else:
         plan = remote.Plan(config, Accelerator(args.accelerator), args.slug)
         home = remote.kaggle_run(plan, not args.no_wait, runs_dir, print_line, print_warning,
-                                 StatusLine())
+                                 status)
     if home is not None:
         print(home)
     return 0

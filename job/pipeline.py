@@ -29,7 +29,7 @@ from job.outputs import manifest, preflight, report, submission
 from job.outputs.folder import Run, RunRecord, create_run, mark_latest, read_run, utc_now
 from job.system import devices, interrupt, runtime
 from job.train.task import Split
-from job.workers.parent import Slot, Workers, slots_for
+from job.workers.parent import Board, Slot, Workers, slots_for
 
 Log = Callable[[str], None]
 
@@ -54,9 +54,11 @@ class Within:
     on_epoch: Callable[[str, dict], None] | None = None   # (model, epoch record); may raise Pruned
 
 
-def train(config: Config, log: Log, warn: Log, within: Within | None = None) -> Run | None:
-    """Train `config` into a new run folder and mark it latest; None on a non-chief worker."""
-    return start(config, None, log, warn, within)
+def train(config: Config, log: Log, warn: Log, within: Within | None = None,
+          board: Board | None = None) -> Run | None:
+    """Train `config` into a new run folder and mark it latest; None on a non-chief worker.
+    A `board` (a live display's) follows each worker's progress."""
+    return start(config, None, log, warn, within, board)
 
 
 def read_resumable(run_dir: Path) -> tuple[Config, RunRecord]:
@@ -70,14 +72,14 @@ def read_resumable(run_dir: Path) -> tuple[Config, RunRecord]:
 
 
 def resume(config: Config, record: RunRecord, log: Log, warn: Log,
-           within: Within | None = None) -> Run | None:
+           within: Within | None = None, board: Board | None = None) -> Run | None:
     """Continue an interrupted run in its own folder: finished models are kept, the
     interrupted one continues from its last epoch-end checkpoint."""
-    return start(config, record, log, warn, within)
+    return start(config, record, log, warn, within, board)
 
 
 def start(config: Config, resuming: RunRecord | None, log: Log, warn: Log,
-          within: Within | None = None) -> Run | None:
+          within: Within | None = None, board: Board | None = None) -> Run | None:
     """Check the devices and what must hold before any work, load the data; then the
     chief trains into the run folder, any other worker into a scratch copy of it."""
     slots = plan_devices(config)
@@ -93,7 +95,7 @@ def start(config: Config, resuming: RunRecord | None, log: Log, warn: Log,
         return None
     run, record = (reopen_run(resuming, log) if resuming
                    else open_run(config, prepared, slots, within))
-    return complete(config, prepared, run, record, log, slots, within)
+    return complete(config, prepared, run, record, log, slots, within, board)
 
 
 def plan_devices(config: Config) -> list[Slot]:
@@ -149,11 +151,12 @@ def check_same_data(resuming: RunRecord, prepared: Prepared) -> None:
 
 
 def complete(config: Config, prepared: Prepared, run: Run, record: dict, log: Log,
-             slots: list[Slot], within: Within | None = None) -> Run:
+             slots: list[Slot], within: Within | None = None,
+             board: Board | None = None) -> Run:
     """Train into `run` and stamp its manifest with how that ended."""
     try:
         with interrupt.catching():
-            train_and_evaluate(config, prepared, run, record, log, slots, within)
+            train_and_evaluate(config, prepared, run, record, log, slots, within, board)
     except BaseException as e:
         stopped = isinstance(e, (interrupt.Interrupted, KeyboardInterrupt))
         status = "interrupted" if stopped else "pruned" if isinstance(e, Pruned) else "failed"
@@ -216,13 +219,14 @@ def fetch_source(source: sources.Source, config: Config, log: Log, warn: Log) ->
 
 
 def train_and_evaluate(config: Config, prepared: Prepared, run: Run, record: dict,
-                       log: Log, slots: list[Slot], within: Within | None = None) -> dict:
+                       log: Log, slots: list[Slot], within: Within | None = None,
+                       board: Board | None = None) -> dict:
     """Train every candidate in workers, pick the best, write every output."""
     (run.path / "models").mkdir(exist_ok=True)
     split, copies = prepared.split, config.predict.tta
     on_epoch, hparams = (within.on_epoch, within.hparams) if within else (None, {})
     trainer = candidates.Trainer(config, run, prepared.dir,
-                                 Workers(slots, log, run.path / "logs", on_epoch), log,
+                                 Workers(slots, log, run.path / "logs", on_epoch, board), log,
                                  hparams, reports=on_epoch is not None,
                                  one_worker=runtime.cluster_spec() is not None)
     found = candidates.train_candidates(trainer, split)

@@ -435,8 +435,9 @@ def test_on_a_terminal_the_status_is_one_line_redrawn_in_place(server, tmp_path)
                           timeout=300)
     shown = done.stdout.decode().replace("\r\n", "\n")   # bytes: text mode would eat the \r
     assert done.returncode == 0, shown
-    assert shown.count(f"\r\x1b[K{KERNEL}/1: running") == 3     # each poll redraws the line
-    assert f"\r\x1b[K{KERNEL}/1: complete" in shown
+    # rich redraws the line in place: back to its start, the line erased, the new status
+    assert shown.count(f"\r\x1b[2K{KERNEL}/1: running") == 3     # each poll redraws the line
+    assert f"\r\x1b[2K{KERNEL}/1: complete" in shown
     assert shown.strip().splitlines()[-1] == str(run_folder(tmp_path / "runs"))
 
 

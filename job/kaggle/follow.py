@@ -31,8 +31,8 @@ TAIL_LINES = 15
 
 
 class Status(Protocol):
-    """The one status line the command line draws (job.cli.StatusLine): redrawn in place on
-    a terminal, a new line per change elsewhere."""
+    """The one status line the command line draws (job.outputs.live.StatusLine): redrawn in
+    place on a terminal, a new line per change elsewhere."""
 
     def show(self, text: str, changed: bool) -> None: ...
 

@@ -104,3 +104,57 @@ def hparams_of(trained: Trained, spec: Any, train: Any) -> dict[str, Any]:
         values[f"{trained.arch}.{key}"] = (",".join(map(str, value))
                                            if isinstance(value, tuple) else value)
     return values
+
+
+# A loop's per-batch hook (Task.on_batch): the 0-based epoch, the batches done in it, the
+# batches per epoch, and how to read the epoch's running mean loss. Reading the loss waits
+# for the device, so a hook reads it only when it reports.
+BatchHook = Callable[[int, int, int, Callable[[], float]], None]
+
+
+def counted(call: Callable, hook: BatchHook, of: int, first_epoch: int,
+            count: Callable[..., int] = lambda *args: 1) -> Callable:
+    """A loop's training call (one batch, or a compiled call of `count(*args)` batches)
+    that tells `hook` how far its epoch is after every call. Epochs are told apart by
+    counting, as each runs `of` batches; the [summed loss, correct, examples] each call
+    returns are added up on the device, and read only by the hook, when it reports."""
+    where = {"epoch": first_epoch, "done": 0, "sums": None}
+
+    def call_and_tell(*args):
+        sums = call(*args)
+        where["done"] += count(*args)
+        where["sums"] = sums if where["sums"] is None else where["sums"] + sums
+        totals = where["sums"]
+        hook(where["epoch"], where["done"], of, lambda: float(totals[0]) / float(totals[2]))
+        if where["done"] >= of:
+            where.update(epoch=where["epoch"] + 1, done=0, sums=None)
+        return sums
+    return call_and_tell
+
+
+class BatchReports:
+    """The worker's per-batch hook: at most one progress record every `every` seconds, plus
+    each epoch's last batch, so a live display moves without the loop waiting on it."""
+
+    def __init__(self, send: Callable[[dict], None], epochs: int, batch_size: int,
+                 may_stop_early: bool, every: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic):
+        self.send, self.epochs, self.batch_size = send, epochs, batch_size
+        self.may_stop_early, self.every, self.clock = may_stop_early, every, clock
+        self.epoch, self.mark, self.sent = None, (0.0, 0), -math.inf
+        self.seconds_per_batch: float | None = None
+
+    def __call__(self, epoch: int, done: int, of: int, loss: Callable[[], float]) -> None:
+        now = self.clock()
+        if epoch != self.epoch:   # timed from the epoch's first call: no validation, no setup
+            self.epoch, self.mark = epoch, (now, done)
+        elif done > self.mark[1]:
+            self.seconds_per_batch = max(now - self.mark[0], 1e-9) / (done - self.mark[1])
+        if done < of and now - self.sent < self.every:
+            return
+        self.sent = now
+        rate = self.seconds_per_batch
+        self.send({"epoch": epoch + 1, "epochs": self.epochs, "batch": done, "batches": of,
+                   "loss": loss(), "seconds_per_batch": rate,
+                   "images_per_second": self.batch_size / rate if rate else None,
+                   "may_stop_early": self.may_stop_early})

@@ -44,6 +44,10 @@ class Task:
     # Called with each epoch's record after it is checked, in every style (a sweep's
     # pruner listens here and may raise job.errors.Pruned).
     report: Callable[[dict], None] | None = None
+    # Called after every training batch (or compiled call of several) with the 0-based
+    # epoch, the batches done in it, the batches per epoch and a reader of the running loss
+    # (job.train.progress.BatchHook): the worker's live progress.
+    on_batch: Callable[[int, int, int, Callable[[], float]], None] | None = None
 
     @property
     def name(self) -> str:

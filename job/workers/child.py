@@ -8,6 +8,7 @@ its results row, which marks it finished. A stop signal checkpoints as in any lo
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -60,6 +61,10 @@ class Channel:
         """What a task calls with each epoch's record: sends it to the parent, whose pruner
         may end the run there."""
         return lambda record: self.report(model, record)
+
+    def progress(self, model: ModelId):
+        """What a task's per-batch reports call: sent on, no answer awaited."""
+        return lambda record: self.send(Event("progress", model=model.name, record=record))
 
     def report(self, model: ModelId, record: dict) -> None:
         sent = self.send(Event("epoch", model=model.name, record=record))
@@ -129,6 +134,9 @@ def train_one(model: ModelId, style, runtime, config: Config, test: np.ndarray, 
     task = models.task_for(model, config, folder, base,
                            channel.reporter(model) if request.reports else None)
     own = models.split_for(model, split, config)
+    task = dataclasses.replace(task, on_batch=progress.BatchReports(
+        channel.progress(model), task.train.epochs, task.train.batch_size * runtime.replicas,
+        task.train.early_stopping.enabled and not model.refit))
     if model.refit:
         channel.log(f"{task.name:<10} final fit on all {len(own.train_x):,} labelled rows for "
                     f"{task.train.epochs} epochs")

@@ -20,7 +20,7 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 from job import errors
 from job.errors import Pruned, RunError
@@ -31,6 +31,15 @@ from job.workers.protocol import (DONE, ERROR, EVENTS_FD_ENV, INTERRUPTED, PRUNE
 
 Log = Callable[[str], None]
 OnEpoch = Callable[[str, dict], None]
+
+
+class Board(Protocol):
+    """What follows the workers for a live display (job.outputs.board.Board)."""
+
+    def queue(self, models: list[str], slots: int) -> None: ...
+    def progress(self, model: str, record: dict) -> None: ...
+    def epoch(self, model: str, record: dict) -> None: ...
+    def end(self, models: tuple[str, ...]) -> None: ...
 
 
 class WorkerDied(RunError):
@@ -49,8 +58,9 @@ class Workers:
     """Runs worker processes in a fixed set of slots and follows them to their end."""
 
     def __init__(self, slots: list[Slot], log: Log, logs_dir: Path,
-                 on_epoch: OnEpoch | None = None):
+                 on_epoch: OnEpoch | None = None, board: Board | None = None):
         self.slots, self.log, self.logs_dir, self.on_epoch = slots, log, logs_dir, on_epoch
+        self.board = board
         self.free: queue.Queue[Slot] = queue.Queue()
         for slot in slots:
             self.free.put(slot)
@@ -63,6 +73,8 @@ class Workers:
         and is raised once all have ended; a stop signal likewise, as Interrupted."""
         if not requests:
             return
+        if self.board is not None:
+            self.board.queue([m for r in requests for m in r.models], len(self.slots))
         with ThreadPoolExecutor(max_workers=len(self.slots)) as pool:
             futures = [pool.submit(self.run_one, r, describe(r)) for r in requests]
             pending = set(futures)
@@ -127,7 +139,12 @@ def follow(started: tuple[subprocess.Popen, int, Path], request: Request,
                 event = Event.read(line)
                 if event.kind == "log":
                     workers.log(event.text)
+                elif event.kind == "progress":
+                    if workers.board is not None:
+                        workers.board.progress(event.model, event.record)
                 elif event.kind == "epoch":
+                    if workers.board is not None:
+                        workers.board.epoch(event.model, event.record)
                     pruned = judge(workers.on_epoch, event.model, event.record, pruned)
                     if request.reports:
                         send(process.stdin, f'{{"prune": {json_text(pruned)}}}\n')
@@ -145,6 +162,8 @@ def follow(started: tuple[subprocess.Popen, int, Path], request: Request,
         code = process.wait()
         with workers.lock:
             workers.running.pop(process.pid, None)
+        if workers.board is not None:
+            workers.board.end(request.models)
     raise_ending(request, ending, code, log_path, pruned)
 
 

@@ -2,7 +2,8 @@
 
 The parent writes the Request on the worker's stdin and keeps it open for replies. The
 worker writes Events on a pipe of their own (its stdout and stderr go to its log file):
-`log` lines to print, an `epoch` record (to which, when the request asked for reports,
+`log` lines to print, `progress` within an epoch (at most a few a second, for a live
+display; no answer), an `epoch` record (to which, when the request asked for reports,
 the parent answers go on or prune before the next epoch starts), then how it ended.
 """
 
@@ -50,10 +51,10 @@ class Request:
 class Event:
     """One message from a worker."""
 
-    kind: str                  # log | epoch | done | error | interrupted | pruned
+    kind: str                  # log | progress | epoch | done | error | interrupted | pruned
     text: str = ""             # the log line, or the message of how it ended
-    model: str = ""            # with kind epoch: whose
-    record: dict | None = None     # an epoch's record
+    model: str = ""            # with kind progress or epoch: whose
+    record: dict | None = None     # an epoch's record, or progress within one
     error: str = ""            # with kind error: the JobError subclass's name
 
     def line(self) -> str:

@@ -40,6 +40,9 @@ class EpochLog(keras.callbacks.Callback):
         # A stop signal abandons the epoch, as in the TF loop: raising here skips the
         # epoch-end callbacks, so no half epoch reaches TensorBoard or a checkpoint.
         interrupt.check(f"{self.task.name} epoch {len(self.history) + 1}")
+        if self.task.on_batch:   # logs' loss is read (a device sync) only when a report is due
+            self.task.on_batch(len(self.history), batch + 1, self.params["steps"],
+                               lambda: float(logs["loss"]))
 
     def on_epoch_end(self, epoch, logs=None):
         learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))

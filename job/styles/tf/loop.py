@@ -95,6 +95,9 @@ def run_epochs(state: State, steps: tuple, task: Task, split: Split, begun: epoc
     strategy = runtime.strategy
     n_steps = feeding.steps_per_epoch(len(split.train_x), batch)
     per_call = feeding.steps_per_call(n_steps, train_cfg.steps_per_execution)
+    if task.on_batch:   # told after each compiled call; its loss read only when due
+        train_steps = progress.counted(train_steps, task.on_batch, n_steps, begun.first_epoch,
+                                       count=lambda iterator, n: int(n))
     batches = iter(strategy.experimental_distribute_dataset(feeding.training_batches(
         split.train_x, split.train_y, batch, task.order_seed, begun.first_epoch,
         train_cfg.epochs, train_cfg.augment)))

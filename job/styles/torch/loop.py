@@ -188,6 +188,9 @@ def run_epochs(state: State, steps: Steps, task: Task, split: Split, begun: epoc
     train_cfg = task.train
     training = feeding.TrainingSet(split.train_x, split.train_y, train_cfg.batch_size,
                                    task.order_seed, train_cfg.augment, steps.device)
+    if task.on_batch:   # told after each batch; its loss read (a device sync) only when due
+        steps.train = progress.counted(steps.train, task.on_batch, -(-len(training) //
+                                       train_cfg.batch_size), begun.first_epoch)
     # The validation set, too, crosses to the device once; each evaluation slices it.
     validation = ((feeding.on_device(split.val_x, steps.device),
                    feeding.on_device(split.val_y, steps.device).long())
