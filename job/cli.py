@@ -177,9 +177,13 @@ def run_train(args: argparse.Namespace) -> int:
 def run_download(args: argparse.Namespace) -> int:
     from job.config import load_config
     from job.kaggle import download
-
+    from job.outputs.live import StatusLine
     config = load_config(args.config, args.overrides)
-    folder = download.ensure_competition_data(config, print_line, print_warning, args.force)
+    # On a terminal the bytes arrived are redrawn in place; elsewhere the plain lines alone.
+    console = terminal_console()
+    folder = download.ensure_competition_data(config, print_line, print_warning, args.force,
+                                               StatusLine(console, print_line) if console
+                                               else None)
     print(folder)
     return 0
 

@@ -302,3 +302,45 @@ def test_the_key_is_never_written_or_printed(server, fresh_run, kaggle_run):
         for path in folder.rglob("*"):
             if path.is_file():
                 assert KEY.encode() not in path.read_bytes(), path
+
+
+class Recorded:
+    """A status line that keeps what it was asked to show."""
+
+    def __init__(self):
+        self.shown, self.ended = [], 0
+
+    def show(self, text, changed):
+        self.shown.append((text, changed))
+
+    def done(self):
+        self.ended += 1
+
+
+def test_a_terminal_sees_the_bytes_arrive_and_nothing_is_added_elsewhere(tmp_path,
+                                                                         monkeypatch):
+    """The client's own progress bar is silenced; on a terminal a line counts the bytes
+    in the download folder (a part file included) and the rate, redrawn, never logged."""
+    import threading
+    import time
+    from job.kaggle import download
+    monkeypatch.setattr(download, "EVERY_SECONDS", 0.02)
+    status, folder = Recorded(), tmp_path / "bundle"
+    folder.mkdir()
+    grown = threading.Event()
+
+    def client_writes():
+        (folder / "digit-recognizer.zip.part").write_bytes(b"x" * 2_500_000)
+        grown.set()
+
+    with download.watching(folder, status, "data: downloading digit-recognizer"):
+        threading.Thread(target=client_writes).start()
+        grown.wait(5)
+        time.sleep(0.2)
+    assert status.ended == 1 and status.shown
+    assert all(changed is False for _, changed in status.shown)   # redrawn, not printed
+    last = status.shown[-1][0]
+    assert last.startswith("data: downloading digit-recognizer: 2.5 MB, ") and "MB/s" in last
+    with download.watching(folder, None, "x"):   # not a terminal: no thread, no line
+        pass
+    assert download.progress_text("d", 3_000_000, 2.0) == "d: 3.0 MB, 1.5 MB/s"

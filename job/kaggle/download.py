@@ -7,12 +7,15 @@ leaves nothing a later run could take for data.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
+import threading
+import time
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Protocol
 
 from job.competition import FILES, SAMPLE_SUBMISSION_CSV
 from job.config import Config
@@ -21,6 +24,15 @@ from job.errors import DataError, KaggleError
 from job.kaggle import client as kaggle_client
 
 Log = Callable[[str], None]
+EVERY_SECONDS = 0.5   # how often a terminal's download line is redrawn
+
+
+class Status(Protocol):
+    """A line redrawn in place on a terminal (job.outputs.live.StatusLine)."""
+
+    def show(self, text: str, changed: bool) -> None: ...
+
+    def done(self) -> None: ...
 
 
 def check_intact(folder: Path) -> None:
@@ -44,7 +56,8 @@ def is_intact(folder: Path) -> tuple[bool, str]:
     return True, ""
 
 
-def ensure_competition_data(config: Config, log: Log, warn: Log, force: bool = False) -> Path:
+def ensure_competition_data(config: Config, log: Log, warn: Log, force: bool = False,
+                            status: Status | None = None) -> Path:
     """data.dir with intact competition data, downloading only when needed (or forced)."""
     folder = Path(config.data.dir)
     intact, why = is_intact(folder)
@@ -57,7 +70,7 @@ def ensure_competition_data(config: Config, log: Log, warn: Log, force: bool = F
     api = kaggle_client.connect()
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as tmp:
-        fetched = fetch_bundle(api, config, Path(tmp), log)
+        fetched = fetch_bundle(api, config, Path(tmp), log, status)
         check_downloaded(fetched, config.competition)
         install(fetched, folder)
     check_intact(folder)   # parses once more into the cache beside the installed files
@@ -65,7 +78,7 @@ def ensure_competition_data(config: Config, log: Log, warn: Log, force: bool = F
     return folder
 
 
-def fetch_bundle(api, config: Config, tmp: Path, log: Log) -> Path:
+def fetch_bundle(api, config: Config, tmp: Path, log: Log, status: Status | None = None) -> Path:
     """Download and unzip the competition bundle into tmp/files."""
     retry = kaggle_client.Retry(config.kaggle.retries, config.kaggle.backoff_seconds)
     bundle_dir = tmp / "bundle"
@@ -77,8 +90,9 @@ def fetch_bundle(api, config: Config, tmp: Path, log: Log) -> Path:
         api.competition_download_files(config.competition, path=str(bundle_dir), quiet=True)
 
     log(f"data: downloading {config.competition} from Kaggle")
-    kaggle_client.call("downloading the competition data", download, config.competition,
-                       retry, log=log)
+    with watching(bundle_dir, status, f"data: downloading {config.competition}"):
+        kaggle_client.call("downloading the competition data", download, config.competition,
+                           retry, log=log)
     files = tmp / "files"
     files.mkdir()
     for item in bundle_dir.iterdir():
@@ -87,6 +101,43 @@ def fetch_bundle(api, config: Config, tmp: Path, log: Log) -> Path:
         elif item.name in FILES:
             item.rename(files / item.name)
     return files
+
+
+@contextlib.contextmanager
+def watching(folder: Path, status: Status | None, what: str) -> Iterator[None]:
+    """While the client downloads into `folder` (its own progress bar is silenced), redraw
+    the bytes arrived and the rate; with no status (not a terminal) nothing is added."""
+    if status is None:
+        yield
+        return
+    stop, started = threading.Event(), time.monotonic()
+
+    def watch() -> None:
+        while not stop.wait(EVERY_SECONDS):
+            status.show(progress_text(what, arrived(folder), time.monotonic() - started),
+                        changed=False)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        status.done()
+
+
+def arrived(folder: Path) -> int:
+    """Bytes in `folder` so far; a file the client renames meanwhile is skipped."""
+    total = 0
+    for path in folder.rglob("*"):
+        with contextlib.suppress(OSError):
+            total += path.stat().st_size if path.is_file() else 0
+    return total
+
+
+def progress_text(what: str, size: int, seconds: float) -> str:
+    return f"{what}: {size / 1e6:.1f} MB, {size / 1e6 / max(seconds, 1e-3):.1f} MB/s"
 
 
 def unzip(bundle: Path, into: Path, competition: str) -> None:
