@@ -53,6 +53,9 @@ RECIPES = {
                        "2 convs, 15 epochs, batch 128"),
     "default": Recipe("default", "configs/default.yaml", note="every default model"),
     "fast": Recipe("fast", "configs/fast.yaml"),
+    "fast-torch": Recipe("fast-torch", "configs/fast.yaml", ("--set", "models=[cnn-torch]"),
+                         note="the same net in torch, whose worker holds the training set on "
+                         "the device (on a GPU: no host pipeline, no per-batch copy)"),
     "leaderboard-single": Recipe(
         "leaderboard-single", "configs/leaderboard.yaml",
         ("--set", "ensemble.bag_copies=0", "--set", "ensemble.bag_model=none",
@@ -86,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, nargs=2, default=(10_000, 2_000),
                         metavar=("TRAIN", "HELD_OUT"), help="training rows and held-out test "
                         "rows (Fashion-MNIST has 60,000 and 10,000)")
-    parser.add_argument("--recipes", default=",".join(RECIPES),
+    parser.add_argument("--recipes", default=",".join(r for r in RECIPES if r != "fast-torch"),
                         help=f"comma-separated, of {', '.join(RECIPES)}")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="an override for every config recipe, e.g. train.epochs=3")

@@ -59,7 +59,7 @@ def test_without_docker_it_says_no_gpu_and_still_prints_the_cpu_table(tmp_path):
     assert figures["on_paper"] == {"A100": [0.2, 0.4], "T4": [0.5, 1.0]}
     # configs/fast.yaml's time to accuracy beside the keras-io example's, on 300 + 150 rows.
     timed = figures["time_to_accuracy"]
-    assert [r["recipe"] for r in timed["results"]] == ["keras-io", "fast"]
+    assert [r["recipe"] for r in timed["results"]] == ["keras-io", "fast", "fast-torch"]
     assert all(r["seconds"] > 0 and 0 <= r["accuracy"] <= 1 and not r["error"]
                for r in timed["results"])
     assert "time vs keras-io" in out
