@@ -441,7 +441,8 @@ def test_on_a_terminal_the_status_is_one_line_redrawn_in_place(server, tmp_path)
     assert shown.strip().splitlines()[-1] == str(run_folder(tmp_path / "runs"))
 
 
-def test_ctrl_c_while_following_says_how_to_pick_it_up_again(server, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_while_following_says_how_to_pick_it_up_again(server, tmp_path, stop):
     assert kaggle_run(server, tmp_path, "--no-wait").returncode == 0
     server.kernel_statuses = ["RUNNING"] * 10**6
     following = subprocess.Popen(
@@ -449,7 +450,7 @@ def test_ctrl_c_while_following_says_how_to_pick_it_up_again(server, tmp_path):
          str(tmp_path / "runs")], cwd=tmp_path, env=follow_env(server, tmp_path),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert following.stdout.readline().startswith(f"{KERNEL}/1: running")
-    following.send_signal(signal.SIGINT)
+    following.send_signal(stop)
     out, err = following.communicate(timeout=60)
     assert following.returncode == 75, err
     assert err.strip() == (f"interrupted: stopped following {KERNEL}/1; the kernel runs on: "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -21,6 +22,7 @@ from job.kaggle import runner
 from job.kaggle.kernel import Ended, Target
 from job.kaggle.session import Session
 from job.outputs.folder import MANIFEST, Run, create_run, mark_latest, read_run, utc_now
+from job.system import interrupt
 from job.system.files import write_atomic
 from job.system.interrupt import Interrupted
 
@@ -28,6 +30,7 @@ Log = Callable[[str], None]
 KAGGLE_FOLDER = "kaggle"          # inside a run brought home: the kernel's log, doctor, session
 FAILED_DIR = "kaggle-failed"      # runs/kaggle-failed/<slug>-<time>: what an errored kernel left
 TAIL_LINES = 15
+SLICE_SECONDS = 0.5             # how soon a stop between polls takes effect
 
 
 class Status(Protocol):
@@ -45,31 +48,53 @@ def follow(target: Target, config: Config, runs_dir: Path, log: Log, status: Sta
     """Poll the kernel's session to its end, then bring its output home."""
     session = session or Session(config, log, log)
     started, shown, failure = time.monotonic(), None, ""
+    stopped = Interrupted(f"stopped following {target.ref}; the kernel runs on: pick it up "
+                          f"with python -m job kaggle-run --follow {target.ref}")
+    # Ctrl-C and SIGTERM only set a flag, checked between polls: a KeyboardInterrupt that
+    # lands inside a finalizer of the HTTP stack is printed and lost, and the loop polled on
+    # (seen once under load in CI); a second signal still raises at once.
     try:
-        while True:
-            try:
-                answer = session.call(f"following {target.ref}",
-                                      lambda: ask_status(session.api, target))
-            except NoSuchKernel:
-                raise
-            except KaggleError as e:
-                raise KaggleError(f"lost contact with Kaggle while following {target.ref} "
-                                  f"({str(e).rstrip('.')}); the kernel runs on: pick it up with "
-                                  f"python -m job kaggle-run --follow {target.ref}") from None
-            name = getattr(getattr(answer, "status", None), "name", "QUEUED")
-            failure = getattr(answer, "failure_message", "") or ""
-            status.show(f"{target.ref}: {name.lower().replace('_', ' ')}, "
-                        f"{elapsed(time.monotonic() - started)} followed", changed=name != shown)
-            shown = name
-            if name in kernels.ENDINGS:
-                break
-            sleep(config.kaggle.poll_seconds)
+        with interrupt.catching():
+            while True:
+                answer = poll(session, target)
+                name = getattr(getattr(answer, "status", None), "name", "QUEUED")
+                failure = getattr(answer, "failure_message", "") or ""
+                status.show(f"{target.ref}: {name.lower().replace('_', ' ')}, "
+                            f"{elapsed(time.monotonic() - started)} followed",
+                            changed=name != shown)
+                shown = name
+                if name in kernels.ENDINGS:
+                    break
+                if pause(config.kaggle.poll_seconds, sleep):
+                    raise stopped
     except KeyboardInterrupt:
-        raise Interrupted(f"stopped following {target.ref}; the kernel runs on: pick it up "
-                          f"with python -m job kaggle-run --follow {target.ref}") from None
+        raise stopped from None
     finally:
         status.done()
     return bring_home(session, target, kernels.ENDINGS[name], failure, Path(runs_dir), log)
+
+
+def poll(session: Session, target: Target) -> Any:
+    """The session's status; a lost connection says how to pick the kernel up again."""
+    try:
+        return session.call(f"following {target.ref}", lambda: ask_status(session.api, target))
+    except NoSuchKernel:
+        raise
+    except KaggleError as e:
+        raise KaggleError(f"lost contact with Kaggle while following {target.ref} "
+                          f"({str(e).rstrip('.')}); the kernel runs on: pick it up with "
+                          f"python -m job kaggle-run --follow {target.ref}") from None
+
+
+def pause(seconds: float, sleep: Callable[[float], None]) -> bool:
+    """Wait between polls in half-second slices; True as soon as a stop was asked for
+    (time.sleep is not cut short by a signal whose handler only sets a flag)."""
+    slices = max(1, math.ceil(seconds / SLICE_SECONDS))
+    for _ in range(slices):
+        if interrupt.requested():
+            return True
+        sleep(seconds / slices)
+    return interrupt.requested()
 
 
 def elapsed(seconds: float) -> str:
