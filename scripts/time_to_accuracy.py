@@ -247,15 +247,15 @@ def machine() -> str:
 
 
 def table(results: list[Result], baseline: Result | None) -> list[str]:
-    lines = [f"{'recipe':<20} {'MFLOP/img':>9} {'wall s':>8} {'held-out acc':>13} "
+    lines = [f"{'recipe':<24} {'MFLOP/img':>9} {'wall s':>8} {'held-out acc':>13} "
              f"{'time vs keras-io':>17}"]
     for r in results:
         if r.error:
-            lines.append(f"{r.recipe:<20} failed: {r.error}")
+            lines.append(f"{r.recipe:<24} failed: {r.error}")
             continue
         ratio = (f"{r.seconds / baseline.seconds:.2f}x" if baseline and baseline.seconds
                  else "-")
-        lines.append(f"{r.recipe:<20} {r.mflop:>9.1f} {r.seconds:>8.1f} {r.accuracy:>13.4f} "
+        lines.append(f"{r.recipe:<24} {r.mflop:>9.1f} {r.seconds:>8.1f} {r.accuracy:>13.4f} "
                      f"{ratio:>17}")
     return lines
 
