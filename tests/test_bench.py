@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.project import script_module
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["ffn-tf", "ffn-keras", "ffn-torch", "cnn-tf", "cnn-keras", "cnn-torch"]
@@ -19,13 +20,8 @@ MODELS = ["ffn-tf", "ffn-keras", "ffn-torch", "cnn-tf", "cnn-keras", "cnn-torch"
 
 @pytest.fixture(scope="module")
 def bench():
-    """scripts/bench.py as a module (its imports of the job are inside its functions)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import bench
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    return bench
+    """scripts/bench.py as a module."""
+    return script_module("bench")
 
 
 def run_bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

@@ -12,18 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.project import script_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tta():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import time_to_accuracy
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
-    return time_to_accuracy
+    """scripts/time_to_accuracy.py as a module."""
+    return script_module("time_to_accuracy")
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -23,7 +23,6 @@ from job.kaggle.kernel import Ended, Target
 from job.kaggle.session import Session
 from job.outputs.folder import MANIFEST, Run, create_run, mark_latest, read_run, utc_now
 from job.system import interrupt
-from job.system.files import write_atomic
 from job.system.interrupt import Interrupted
 
 Log = Callable[[str], None]
@@ -190,7 +189,7 @@ def install_run(target: Target, staging: Path, session_file: dict, runs_dir: Pat
                          "accelerator": session_file.get("accelerator"),
                          "gpu": doctor.get("gpu"), "fetched": utc_now().isoformat(
                              timespec="seconds")}
-    write_atomic(source / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    Run(source).write_json(MANIFEST, manifest)
     home = create_run(runs_dir, "", name=name)   # an empty folder of its own, never another's
     os.replace(source, home.path)
     mark_latest(Run(home.path))

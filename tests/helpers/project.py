@@ -34,3 +34,16 @@ def loaded_after(code: str, names: tuple[str, ...] = ("tensorflow", "keras", "to
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=True).stdout
     return eval(out.strip().splitlines()[-1])   # a list of strings, printed by the probe
+
+
+def script_module(name: str):
+    """scripts/<name>.py imported as a module (the bench scripts import the job inside
+    their functions, so this loads no framework); scripts/ is on sys.path only meanwhile,
+    where a script finds its siblings."""
+    import importlib
+    import sys
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 
 import keras
-import numpy as np
 
 from job.config import ScheduleConfig, TrainConfig
 from job.train import schedule
