@@ -6,6 +6,12 @@ PY := $(VENV)/bin/python
 CONFIG ?= configs/default.yaml
 RUNS ?= runs
 STAMP := $(VENV)/.installed
+# SkyPilot lives in a venv of its own: its pins (click < 8.2, ...) do not fit the job's.
+# SKY_CLOUDS adds its extras for the clouds you use, e.g. SKY_CLOUDS=gcp,aws.
+SKY_VENV ?= .sky-venv
+SKY_CLOUDS ?=
+comma := ,
+SKY_STAMP := $(SKY_VENV)/.installed$(if $(SKY_CLOUDS),-$(subst $(comma),-,$(SKY_CLOUDS)))
 
 .DEFAULT_GOAL := help
 .PHONY: help venv train download submit kaggle-run test test-all bench tensorboard runs lint doctor \
@@ -34,10 +40,10 @@ submit: $(STAMP) ## submit RUN (default runs/latest) to Kaggle; ARGS="--dry-run|
 kaggle-run: $(STAMP) ## train CONFIG on Kaggle's GPUs (ACCELERATOR=t4x2|p100|none), bring the run home; FOLLOW=OWNER/SLUG picks up a pushed one; ARGS="--no-wait|--set K=V"
 	$(PY) -m job kaggle-run $(if $(FOLLOW),--follow $(FOLLOW),--config $(CONFIG) $(if $(ACCELERATOR),--accelerator $(ACCELERATOR))) --runs-dir $(RUNS) $(ARGS)
 
-test: $(STAMP) ## run the test suite CI runs (slow tests excluded), in two processes
+test: $(STAMP) $(SKY_STAMP) ## run the test suite CI runs (slow tests excluded), in two processes
 	$(PY) -m pytest -m "not slow" -q -n 2 --dist loadfile --durations=20
 
-test-all: $(STAMP) ## run every test, slow ones included
+test-all: $(STAMP) $(SKY_STAMP) ## run every test, slow ones included
 	$(PY) -m pytest -q
 
 bench: $(STAMP) ## measure ingest, s/epoch per style, peak memory; then time to accuracy (fast, default, leaderboard vs keras-io)
@@ -75,7 +81,7 @@ gpu-acceptance: ## on a GPU machine: image, doctor, 2 epochs per model, one tabl
 	scripts/gpu_acceptance.sh $(ARGS)
 
 # --- the GPU image (docker/Dockerfile) -------------------------------------------------------
-# DOCKER="sudo docker" where the user is not in the docker group (scripts/cloud_vm.sh does).
+# DOCKER="sudo docker" where the user is not in the docker group (sky/remote.sh does).
 DOCKER ?= docker
 IMAGE ?= digit-job
 TF_VERSION := $(shell sed -n 's/^tensorflow==//p' requirements.txt)
@@ -94,10 +100,10 @@ DOCKER_RUN = $(DOCKER) run --rm --user "$$(id -u):$$(id -g)" -v "$(abspath $(RUN
 docker-build: ## build the GPU image digit-job:<tensorflow pin> and :latest
 	$(DOCKER) build -f docker/Dockerfile --build-arg TF_VERSION=$(TF_VERSION) -t $(IMAGE):$(TF_VERSION) -t $(IMAGE):latest .
 
-docker-train: ## train CONFIG (default configs/gpu.yaml) in the image on all GPUs; runs/, data/ on the host
+docker-train: ## train CONFIG (default configs/gpu.yaml) in the image on all GPUs; runs/, data/ on the host; RESUME=runs/<id> continues one
 	@mkdir -p "$(DATA)" "$(RUNS)"
 	$(DOCKER_RUN) --gpus all -v "$(abspath $(DATA)):/app/data" -v "$(CURDIR)/configs:/app/configs:ro" \
-		$(IMAGE):$(TF_VERSION) train --config $(DOCKER_TRAIN_CONFIG)
+		$(IMAGE):$(TF_VERSION) train $(if $(RESUME),--resume $(RESUME),--config $(DOCKER_TRAIN_CONFIG))
 
 docker-sweep: ## sweep CONFIG (default configs/sweep.yaml) in the image, one worker per GPU; env OPTUNA_STORAGE passed by name
 	@mkdir -p "$(DATA)" "$(RUNS)"
@@ -113,5 +119,36 @@ docker-doctor: ## run the doctor in the image on all GPUs, for CONFIG (default c
 docker-submit: ## submit RUN (default runs/latest) from the image, no Python needed; ARGS as for submit
 	$(DOCKER_RUN) $(IMAGE):$(TF_VERSION) submit --runs-dir runs $(if $(RUN),--run $(RUN)) $(ARGS)
 
-lint: $(STAMP) ## hadolint docker/Dockerfile; shellcheck scripts/*.sh and .ci/run
-	$(VENV)/bin/hadolint docker/Dockerfile && $(VENV)/bin/shellcheck scripts/*.sh .ci/run
+lint: $(STAMP) ## hadolint docker/Dockerfile; shellcheck scripts/*.sh, sky/*.sh and .ci/run
+	$(VENV)/bin/hadolint docker/Dockerfile && $(VENV)/bin/shellcheck scripts/*.sh sky/*.sh .ci/run
+
+# --- cloud GPUs through SkyPilot (sky/; docker/README.md, docs/sweeps-cloud.md) -------------
+# (SKY_VENV, SKY_CLOUDS, SKY_STAMP: at the top, since make test needs SkyPilot too.)
+SKYPILOT := skypilot$(if $(SKY_CLOUDS),[$(SKY_CLOUDS)])==$(shell sed -n 's/^skypilot==//p' sky/requirements.txt)
+BUCKET ?= $(SKY_BUCKET)
+JOBS ?= 1
+SKY_LAUNCH = $(PY) sky/launch.py
+SKY_COMMON = $(if $(BUCKET),--bucket $(BUCKET)) $(if $(GPUS),--gpus $(GPUS)) \
+	$(if $(ON_DEMAND),--on-demand) $(ARGS)
+.PHONY: sky-venv sky-train sky-sweep sky-status sky-down
+
+$(SKY_STAMP): sky/requirements.txt sky/constraints.txt
+	test -x $(SKY_VENV)/bin/python || $(PYTHON) -m venv $(SKY_VENV)
+	$(SKY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SKY_VENV)/bin/python -m pip install --quiet "$(SKYPILOT)" -c sky/constraints.txt
+	touch $@
+
+sky-venv: $(SKY_STAMP) ## install SkyPilot (sky/requirements.txt) into .sky-venv; SKY_CLOUDS=gcp,aws,... adds clouds
+
+sky-train: $(STAMP) $(SKY_STAMP) ## train CONFIG (default configs/gpu.yaml) on a Spot GPU in BUCKET; recovered runs resume; ARGS="--submit|--dry-run|--yes"
+	$(SKY_LAUNCH) train --config $(DOCKER_TRAIN_CONFIG) $(SKY_COMMON)
+
+sky-sweep: $(STAMP) $(SKY_STAMP) ## sweep CONFIG (default configs/sweep.yaml) with JOBS Spot GPUs on one study; env OPTUNA_STORAGE
+	$(SKY_LAUNCH) sweep --config $(SWEEP_CONFIG) --jobs $(JOBS) $(if $(STUDY),--study $(STUDY)) $(SKY_COMMON)
+
+sky-status: $(SKY_STAMP) ## SkyPilot's managed jobs: status, recoveries, durations
+	$(SKY_VENV)/bin/sky jobs queue
+
+sky-down: $(SKY_STAMP) ## cancel the managed jobs NAME (see make sky-status), uploads finished first
+	@test -n "$(NAME)" || { echo "make $@: set NAME=<job name> (make sky-status lists them)" >&2; exit 2; }
+	$(SKY_VENV)/bin/sky jobs cancel --name $(NAME) --graceful

@@ -1,8 +1,8 @@
 """The GPU image and the cloud VM agree: docker/cuda-constraints.txt pins every CUDA wheel
 tensorflow[and-cuda] needs and every CUDA wheel torch needs, each stack to a CUDA release the
-default VM image's driver runs, and scripts/cloud_vm.sh takes its default image family from
-that same file. The two stacks live in separate prefixes of the image, because their cuDNN and
-NCCL wheels write the same files."""
+driver of the VM image family named there runs (SkyPilot's default GPU image has the same 580
+driver: sky/train.yaml). The two stacks live in separate prefixes of the image, because their
+cuDNN and NCCL wheels write the same files."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from packaging.version import Version
 
 from job.doctor.nvidia import MIN_DRIVER
 from helpers.dockerfile import read_instructions
-from helpers.project import clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 CONSTRAINTS = ROOT / "docker" / "cuda-constraints.txt"
@@ -303,15 +302,6 @@ def test_the_image_keeps_torch_and_tensorflow_in_separate_prefixes():
     assert f"torch.__file__.startswith('{prefix}/')" in main_run     # and the build checks it
     assert f"test ! -e {site}/torch" in main_run
     assert f"test ! -e {site}/nvidia/cu13" in main_run
-
-
-def test_cloud_vm_defaults_to_the_family_of_the_constraints_file(tmp_path):
-    result = subprocess.run([ROOT / "scripts" / "cloud_vm.sh", "--dry-run", "--name", "x"],
-                            env=clean_env(HOME=str(tmp_path)), capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    create = next(ln for ln in result.stdout.splitlines() if " instances create " in ln)
-    assert f"--image-family {header('vm-image-family')} " in create
-    assert header("vm-image-family") not in (ROOT / "scripts" / "cloud_vm.sh").read_text()
 
 
 def test_the_image_points_xla_at_the_pinned_nvcc_wheels_ptxas_and_libdevice(tmp_path):
