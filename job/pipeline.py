@@ -173,8 +173,9 @@ def complete(config: Config, prepared: Prepared, run: Run, record: dict, log: Lo
     record["process"] = {"pid": os.getpid(), "frameworks": sorted(
         name for name in ("tensorflow", "keras", "torch") if name in sys.modules)}
     run.write_json("manifest.json", record)
-    if within is None:
-        mark_latest(run)
+    if within is None and not mark_latest(run):
+        log(f"{run.path.parent / 'latest'} not updated: this file system has no "
+             f"symbolic links (a mounted bucket?); the run is {run.path}")
     return run
 
 

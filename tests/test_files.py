@@ -1,11 +1,14 @@
-"""write_atomic: text, bytes or a writer, readable by all, and no trace left when it fails."""
+"""write_atomic: text, bytes or a writer, readable by all, and no trace left when it fails;
+replace_link: one rename, and nothing changed where the file system has no links."""
 
+import errno
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
-from job.system.files import write_atomic
+from job.system.files import replace_link, write_atomic
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -62,3 +65,33 @@ def test_data_reaches_the_disk_unless_told_not_to(tmp_path, monkeypatch, kwargs,
     write_atomic(tmp_path / "out", "x", **kwargs)
     assert len(calls) == syncs
     assert (tmp_path / "out").read_text() == "x"
+
+
+def test_replace_link_points_the_link_at_the_new_target(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert replace_link(tmp_path / "latest", "a") is True
+    assert replace_link(tmp_path / "latest", "b") is True
+    assert os.readlink(tmp_path / "latest") == "b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "latest"]
+
+
+@pytest.mark.parametrize("code", [errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP])
+def test_a_file_system_without_links_leaves_everything_as_it_was(tmp_path, monkeypatch, code):
+    """A bucket mounted as a folder (rclone, gcsfuse) refuses symlink(): the run that
+    finished there must not fail over its `latest` link."""
+    (tmp_path / "a").mkdir()
+
+    def refused(self, *args, **kwargs):
+        raise OSError(code, os.strerror(code))
+    monkeypatch.setattr(Path, "symlink_to", refused)
+    assert replace_link(tmp_path / "latest", "a") is False
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]
+
+
+def test_other_link_failures_are_errors(tmp_path, monkeypatch):
+    def refused(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "no space left")
+    monkeypatch.setattr(Path, "symlink_to", refused)
+    with pytest.raises(OSError, match="no space"):
+        replace_link(tmp_path / "latest", "a")

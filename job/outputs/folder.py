@@ -77,9 +77,10 @@ def create_run(runs_dir: Path, config_name: str, now: dt.datetime | None = None,
     raise RunError(f"{runs_dir}: too many runs named {stamp}")
 
 
-def mark_latest(run: Run) -> None:
-    """Point runs/latest at `run`, replacing the old link in one rename."""
-    replace_link(run.path.parent / LATEST, run.path.name)
+def mark_latest(run: Run) -> bool:
+    """Point runs/latest at `run`, replacing the old link in one rename; False where the
+    runs folder's file system has no links."""
+    return replace_link(run.path.parent / LATEST, run.path.name)
 
 
 def find_runs(runs_dir: Path) -> list[Run]:

@@ -127,6 +127,7 @@ def link_best(sweep_dir: Path, run: str | None) -> None:
     if link.exists() and not link.is_symlink():
         raise RunError(f"{link}: exists and is not a link; move it away and rebuild the "
                        "summary with `python -m job sweep-summary`")
+    # Where the folder has no links (a mounted bucket) summary.md still names the best run.
     replace_link(link, Path(run).as_posix())
 
 

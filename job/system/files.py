@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -34,12 +35,24 @@ def write_atomic(path: Path, content: str | bytes | Callable[[BinaryIO], None], 
         raise
 
 
-def replace_link(link: Path, target: str) -> None:
+# What symlink() answers on a file system without links (rclone's and gcsfuse's mounts).
+NO_LINKS = frozenset({errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP})
+
+
+def replace_link(link: Path, target: str) -> bool:
     """Point the symlink `link` at `target` (relative to it) in one rename: a reader sees
     the old target or the new one. The temporary link is named per process, since several
-    workers may replace the same link at once."""
+    workers may replace the same link at once. False, with nothing changed, where the file
+    system has no symbolic links (a cloud bucket mounted as a folder): a link is a
+    convenience, and a finished run must not fail over one."""
     link = Path(link)
     tmp = link.parent / f".{link.name}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
-    tmp.symlink_to(target, target_is_directory=True)
+    try:
+        tmp.symlink_to(target, target_is_directory=True)
+    except OSError as e:
+        if e.errno in NO_LINKS:
+            return False
+        raise
     os.replace(tmp, link)
+    return True
