@@ -20,6 +20,8 @@ import yaml
 from helpers.project import SECRET, clean_env, tensorflow_pin
 from helpers.skypilot import load_task
 
+from job.outputs.folder import Run
+
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("train", "sweep")
 TASK_ID = "sky-managed-2026-12-02-19-30-00-123456_digit-job-gpu_7-0"
@@ -214,6 +216,13 @@ def job_dir(vm: VM) -> Path:
     return vm.bucket / "train" / TASK_ID
 
 
+def left_run(folder: Path, status: str) -> None:
+    """A run folder as a preempted VM leaves it: its manifest written by the job's own
+    writer, whose layout sky/remote.sh reads the status from."""
+    folder.mkdir(parents=True)
+    Run(folder).write_json("manifest.json", {"status": status, "config": "gpu"})
+
+
 @pytest.mark.parametrize("name", TASKS)
 def test_setup_builds_the_jobs_image_from_the_workdir(vm, name):
     result = vm.run(name, "setup")
@@ -258,9 +267,7 @@ def test_nothing_is_trained_when_the_doctor_finds_problems(vm):
 
 
 def test_a_recovered_job_resumes_its_unfinished_run_from_the_bucket(vm):
-    old = job_dir(vm) / "20261202T190000Z-gpu"
-    old.mkdir(parents=True)
-    (old / "manifest.json").write_text(json.dumps({"status": "running"}, indent=2))
+    left_run(job_dir(vm) / "20261202T190000Z-gpu", "running")
     result = vm.run("train", "run")
     assert result.returncode == 0, result.stderr
     assert vm.docker_runs() == [["doctor", "--config", "configs/gpu.yaml"],
@@ -270,9 +277,7 @@ def test_a_recovered_job_resumes_its_unfinished_run_from_the_bucket(vm):
 
 
 def test_a_job_whose_run_completed_before_the_vm_went_away_trains_nothing(vm):
-    done = job_dir(vm) / "20261202T190000Z-gpu"
-    done.mkdir(parents=True)
-    (done / "manifest.json").write_text(json.dumps({"status": "complete"}, indent=2))
+    left_run(job_dir(vm) / "20261202T190000Z-gpu", "complete")
     result = vm.run("train", "run")
     assert result.returncode == 0, result.stderr
     assert vm.docker_runs() == [["doctor", "--config", "configs/gpu.yaml"]]
@@ -280,9 +285,8 @@ def test_a_job_whose_run_completed_before_the_vm_went_away_trains_nothing(vm):
 
 
 def test_another_jobs_runs_in_the_bucket_are_left_alone(vm):
-    other = vm.bucket / "train" / "sky-managed-other_digit-job-gpu_3-0" / "20261201T000000Z-gpu"
-    other.mkdir(parents=True)
-    (other / "manifest.json").write_text(json.dumps({"status": "running"}, indent=2))
+    left_run(vm.bucket / "train" / "sky-managed-other_digit-job-gpu_3-0" /
+             "20261201T000000Z-gpu", "running")
     result = vm.run("train", "run")
     assert result.returncode == 0, result.stderr
     assert vm.docker_runs()[-1] == ["train", "--config", "configs/gpu.yaml"]
