@@ -130,7 +130,7 @@ JOBS ?= 1
 SKY_LAUNCH = $(PY) sky/launch.py
 SKY_COMMON = $(if $(BUCKET),--bucket $(BUCKET)) $(if $(GPUS),--gpus $(GPUS)) \
 	$(if $(ON_DEMAND),--on-demand) $(ARGS)
-.PHONY: sky-venv sky-train sky-sweep sky-status sky-down
+.PHONY: sky-venv sky-train sky-sweep sky-status sky-logs sky-down
 
 $(SKY_STAMP): sky/requirements.txt sky/constraints.txt
 	test -x $(SKY_VENV)/bin/python || $(PYTHON) -m venv $(SKY_VENV)
@@ -148,6 +148,9 @@ sky-sweep: $(STAMP) $(SKY_STAMP) ## sweep CONFIG (default configs/sweep.yaml) wi
 
 sky-status: $(SKY_STAMP) ## SkyPilot's managed jobs: status, recoveries, durations
 	$(SKY_VENV)/bin/sky jobs queue
+
+sky-logs: $(SKY_STAMP) ## follow the log of managed job NAME (default: the newest)
+	$(SKY_VENV)/bin/sky jobs logs $(if $(NAME),--name $(NAME))
 
 sky-down: $(SKY_STAMP) ## cancel the managed jobs NAME (see make sky-status), uploads finished first
 	@test -n "$(NAME)" || { echo "make $@: set NAME=<job name> (make sky-status lists them)" >&2; exit 2; }
