@@ -105,17 +105,20 @@ train_or_resume() {
     fi
 }
 
-# submit_latest: the newest complete run of this job to Kaggle, from the image. A run the
-# job submitted before (a recovery after its submit) is not submitted twice: `submit`
-# refuses predictions it has already sent.
+# submit_latest: the newest complete run of this job to Kaggle, from the image. A run that
+# holds a submissions.json was submitted before this VM was lost, and is not sent again.
 submit_latest() {
     local key runs run latest=""
     key=$(job_key) || return
     runs=$BUCKET_DIR/train/$key
     while IFS= read -r run; do
-        finished "$runs/$run" && latest=$run
+        if finished "$runs/$run"; then latest=$run; fi
     done < <(runs_in "$runs")
     [[ -n $latest ]] || { say "no complete run in train/$key to submit"; return 1; }
+    if [[ -f $runs/$latest/submissions.json ]]; then
+        say "train/$key/$latest was submitted before (its submissions.json); not again"
+        return 0
+    fi
     make docker-submit RUNS="$runs" RUN="runs/$latest" DOCKER="$(docker_command)"
 }
 

@@ -299,6 +299,16 @@ def test_submit_sends_the_jobs_complete_run_from_the_image(vm):
                                     "runs/20261202T193000Z-gpu"]
 
 
+def test_a_recovery_after_the_submit_does_not_submit_again(vm):
+    run = job_dir(vm) / "20261202T190000Z-gpu"
+    left_run(run, "complete")
+    (run / "submissions.json").write_text("[]\n")
+    result = vm.run("train", "run", {"SUBMIT": "true"})
+    assert result.returncode == 0, result.stderr
+    assert vm.docker_runs() == [["doctor", "--config", "configs/gpu.yaml"]]
+    assert "submitted before" in result.stderr
+
+
 def test_a_run_block_outside_a_managed_job_stops_at_once(vm):
     result = vm.run("train", "run", SKYPILOT_TASK_ID="")
     assert result.returncode == 2
