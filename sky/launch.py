@@ -215,7 +215,8 @@ def plan(args: argparse.Namespace, env: dict[str, str], home: Path) -> Launch:
         envs, study = sweep_envs(args.config, args.study)
         secrets = {**database_secret(env), **kaggle_secrets(env, home, True)}
         name = args.name or job_name(f"digit-job-sweep-{study}")
-    refuse_uploaded_secrets(list(secrets.values()))
+    # The user name is no secret, and may well be written in the repository (a config).
+    refuse_uploaded_secrets([v for k, v in secrets.items() if k != "KAGGLE_USERNAME"])
     argv = [str(args.sky), "jobs", "launch", TASKS[args.task], "--name", name,
             "--env", f"RUNS_BUCKET={bucket}"]
     for item in envs:

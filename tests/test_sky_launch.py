@@ -161,6 +161,12 @@ def test_a_credential_file_the_upload_would_carry_is_refused(project):
     assert project.launch("train", "--bucket", "b-1").returncode == 0
 
 
+def test_the_user_name_in_a_file_is_no_reason_to_stop(project):
+    project.kaggle_json(username="kaggle-tester-name")
+    (project.root / "configs" / "notes.txt").write_text("runs of kaggle-tester-name\n")
+    assert project.launch("train", "--bucket", "b-1").returncode == 0
+
+
 def test_a_sweep_launches_n_jobs_on_one_study_with_the_database_by_name(project):
     project.kaggle_json()
     result = project.launch("sweep", "--config", "configs/sweep.yaml", "--jobs", "4",
